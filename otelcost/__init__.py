@@ -1,0 +1,7 @@
+"""otelcost: OpenTelemetry-native cost attribution for LLM traffic."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

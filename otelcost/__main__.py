@@ -1,0 +1,5 @@
+"""``python -m otelcost``: the same as the ``otelcost`` command."""
+
+from otelcost.cli import main
+
+main()

@@ -1,0 +1,244 @@
+"""The configuration of otelcost: one pydantic model, loaded from YAML, environment and flags.
+
+Precedence, lowest to highest: defaults here < the YAML file (``--config``) < ``OTELCOST_*``
+environment variables < command-line flags. Nested keys use ``__`` in environment variable names:
+``lake.flush_interval`` is ``OTELCOST_LAKE__FLUSH_INTERVAL``. Environment parsing is done by
+pydantic-settings (so lists and maps can be given as JSON); everything is validated by this one
+model, and an invalid value fails before anything starts with a message that names the dotted key.
+
+Each section model lives beside the code it configures (``otelcost/<package>/config.py``) and
+forbids unknown keys, so a typo (``recevier:``) is an error, not a silently
+ignored setting. ``docs/configuration.md`` documents every field; a test keeps it complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+from otelcost.budgets.config import BudgetConfig, BudgetingConfig
+from otelcost.configtypes import ByteSize, Duration, ListenAddress, Section
+from otelcost.errors import ConfigError
+from otelcost.normalize.config import AttributionConfig
+from otelcost.policy.config import ApiConfig
+from otelcost.pricing.config import PricingConfig
+
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "ENV_PREFIX",
+    "Config",
+    "GrpcReceiverConfig",
+    "HttpReceiverConfig",
+    "LakeConfig",
+    "ReceiverConfig",
+    "format_validation_error",
+    "load_config",
+]
+
+ENV_PREFIX: Final = "OTELCOST_"
+DEFAULT_DATA_DIR: Final = Path("otelcost-data")
+
+
+class GrpcReceiverConfig(Section):
+    """OTLP/gRPC receiver (``opentelemetry.proto.collector.trace.v1.TraceService/Export``)."""
+
+    enabled: bool = True
+    listen: ListenAddress = Field(
+        "127.0.0.1:4317", description="HOST:PORT to bind; 0.0.0.0:4317 for all interfaces."
+    )
+    max_request_size: ByteSize = Field(
+        64 * 2**20, description="Largest accepted message (after decompression)."
+    )
+
+
+class HttpReceiverConfig(Section):
+    """OTLP/HTTP receiver (``POST /v1/traces``, protobuf or JSON, optionally gzip/deflate)."""
+
+    enabled: bool = True
+    listen: ListenAddress = Field(
+        "127.0.0.1:4318", description="HOST:PORT to bind; 0.0.0.0:4318 for all interfaces."
+    )
+    max_request_size: ByteSize = Field(
+        64 * 2**20, description="Largest accepted body after decompression; larger bodies get 413."
+    )
+
+
+class ReceiverConfig(Section):
+    grpc: GrpcReceiverConfig = GrpcReceiverConfig()
+    http: HttpReceiverConfig = HttpReceiverConfig()
+
+    @model_validator(mode="after")
+    def _one_protocol(self) -> ReceiverConfig:
+        if not (self.grpc.enabled or self.http.enabled):
+            raise ValueError("at least one of receiver.grpc and receiver.http must be enabled")
+        return self
+
+
+class LakeConfig(Section):
+    """The Parquet lake under ``<data_dir>/lake``."""
+
+    flush_interval: Duration = Field(
+        timedelta(seconds=2), description="Buffered rows are written at least this often."
+    )
+    max_buffer_rows: int = Field(100_000, gt=0, description="Rows buffered before an early flush.")
+    compression: Literal["zstd", "snappy", "lz4", "gzip", "none"] = "zstd"
+    row_group_size: int = Field(122_880, ge=1024, description="Rows per Parquet row group.")
+
+    @field_validator("flush_interval")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be greater than zero")
+        return value
+
+
+class Config(BaseSettings):
+    """The whole configuration of an otelcost pipeline."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Lake and state live here.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    receiver: ReceiverConfig = ReceiverConfig()
+    lake: LakeConfig = LakeConfig()
+    attribution: AttributionConfig = AttributionConfig()
+    pricing: PricingConfig = PricingConfig()
+    budgets: list[BudgetConfig] = Field(default_factory=list, description="Spend budgets (docs/budgets.md).")
+    budgeting: BudgetingConfig = BudgetingConfig()
+    api: ApiConfig = ApiConfig()
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def budgets_dir(self) -> Path:
+        return self.data_dir / "budgets"
+
+    @model_validator(mode="after")
+    def _unique_budget_names(self) -> Config:
+        names = [budget.name for budget in self.budgets]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"budgets: duplicate budget name {duplicates[0]!r}")
+        return self
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _dotted_path(loc: tuple[int | str, ...]) -> str:
+    """``("budgets", 0, "window")`` -> ``budgets[0].window``, as the key reads in YAML."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def format_validation_error(error: ValidationError, *, source: str | None = None) -> str:
+    """One line per problem, each naming the dotted key: ``lake.flush_interval: must be ...``."""
+    lines = []
+    for problem in error.errors():
+        loc = _dotted_path(problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{loc}: {message}")
+    prefix = f"invalid configuration in {source}" if source else "invalid configuration"
+    return prefix + ":\n  " + "\n  ".join(lines)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def load_config(
+    path: Path | str | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the effective configuration; raise ConfigError naming every invalid key.
+
+    ``overrides`` holds command-line flags as a nested mapping (``{"lake": {...}}``); ``environ``
+    defaults to ``os.environ``. Relative paths in a YAML file are resolved against its folder.
+    """
+    layers: list[Mapping[str, Any]] = []
+    source = None
+    if path is not None:
+        source = str(path)
+        layers.append(_resolve_relative_paths(_read_yaml(Path(path)), Path(path).parent))
+    env = dict(os.environ if environ is None else environ)
+    try:
+        env_layer = _read_env(env)
+    except Exception as exc:  # pydantic-settings raises SettingsError on undecodable JSON
+        raise ConfigError(f"invalid OTELCOST_* environment variable: {exc}") from exc
+    layers.append(env_layer)
+    if overrides:
+        layers.append(overrides)
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _deep_merge(merged, layer)
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source=source)) from exc
+
+
+def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    relevant = {k: v for k, v in environ.items() if k.upper().startswith(ENV_PREFIX)}
+    unknown = sorted(
+        k for k in relevant if k.upper()[len(ENV_PREFIX) :].split("__")[0].lower() not in Config.model_fields
+    )
+    if unknown:
+        raise ConfigError(
+            f"unknown environment variable {unknown[0]} (no such key: see docs/configuration.md)"
+        )
+    source = EnvSettingsSource(Config, case_sensitive=False, env_prefix=ENV_PREFIX, env_nested_delimiter="__")
+    source.env_vars = {k.lower(): v for k, v in relevant.items()}
+    return source()
+
+
+def _resolve_relative_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    def resolve(value: Any) -> Any:
+        return str(base / value) if isinstance(value, str) and not Path(value).is_absolute() else value
+
+    pricing = data.get("pricing")
+    if isinstance(pricing, dict) and isinstance(pricing.get("catalogs"), list):
+        pricing["catalogs"] = [resolve(p) for p in pricing["catalogs"]]
+    ownership = (
+        (data.get("attribution") or {}).get("ownership")
+        if isinstance(data.get("attribution"), dict)
+        else None
+    )
+    if isinstance(ownership, dict) and ownership.get("file"):
+        ownership["file"] = resolve(ownership["file"])
+    return data

@@ -1,0 +1,220 @@
+"""The record schema of an LLM call: the lake's contract with analysts.
+
+Every row in the lake is one LLM call (one LLM span). Column names are a public API: analysts
+write SQL against them, so a column is never renamed or retyped once it has landed; new columns
+are added instead (readers use ``union_by_name`` so old files simply show NULL for them).
+
+This module is the single registry of columns. The Arrow schema written to Parquet, the DuckDB
+view, ``docs/schema.md`` and the column pin test all derive from :data:`COLUMNS`.
+
+Token semantics follow the OpenTelemetry GenAI conventions whatever the source convention:
+``input_tokens`` counts all input tokens, with ``cache_read_tokens`` and ``cache_write_tokens``
+as parts of it; ``output_tokens`` counts all output, with ``reasoning_tokens`` as a part of it.
+
+Money columns are ``DECIMAL(38, 12)``: exact to the picodollar, so sums never drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import pyarrow as pa
+
+__all__ = [
+    "ATTRIBUTION_DIMENSIONS",
+    "CALL_SCHEMA",
+    "COLUMNS",
+    "COLUMN_NAMES",
+    "MONEY_SCALE",
+    "MONEY_TYPE",
+    "PARTITION_COLUMN",
+    "PRICING_COLUMN_NAMES",
+    "RECORD_SCHEMA",
+    "Column",
+    "empty_table",
+]
+
+MONEY_SCALE: Final = 12
+"""Decimal places of every money column: amounts are exact multiples of 1e-12 USD."""
+
+MONEY_TYPE: Final = pa.decimal128(38, MONEY_SCALE)
+TIMESTAMP_TYPE: Final = pa.timestamp("us", tz="UTC")
+STRING_MAP_TYPE: Final = pa.map_(pa.string(), pa.string())
+
+PARTITION_COLUMN: Final = "date"
+"""Hive partition key (``date=YYYY-MM-DD``, the UTC day of ``ts``). It lives in the directory
+name, not inside the Parquet files; DuckDB exposes it as a column when reading the lake."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: pa.DataType
+    group: str
+    description: str
+    nullable: bool = True
+
+
+def _c(name: str, type_: pa.DataType, group: str, description: str, *, nullable: bool = True) -> Column:
+    return Column(name, type_, group, description, nullable)
+
+
+ATTRIBUTION_DIMENSIONS: Final = (
+    "team",
+    "feature",
+    "user_id",
+    "tenant_id",
+    "session_id",
+    "project",
+    "cost_center",
+    "workflow",
+    "environment",
+)
+"""Dimensions that attribution rules can fill. ``environment`` is also a source column."""
+
+COLUMNS: Final[tuple[Column, ...]] = (
+    # time
+    _c("ts", TIMESTAMP_TYPE, "time", "Span start time, UTC, microseconds.", nullable=False),
+    _c("end_ts", TIMESTAMP_TYPE, "time", "Span end time, UTC, microseconds."),
+    _c("duration_ms", pa.float64(), "time", "end_ts - ts in milliseconds."),
+    # identity
+    _c("trace_id", pa.string(), "identity", "Trace id, 32 lower-case hex digits.", nullable=False),
+    _c("span_id", pa.string(), "identity", "Span id, 16 lower-case hex digits.", nullable=False),
+    _c("parent_span_id", pa.string(), "identity", "Parent span id (lower-case hex), NULL for a root span."),
+    _c("span_name", pa.string(), "identity", "Span name as sent."),
+    # source
+    _c("service", pa.string(), "source", "Resource attribute service.name."),
+    _c(
+        "environment",
+        pa.string(),
+        "source",
+        "Deployment environment (attribution rule; default from deployment.environment.name).",
+    ),
+    _c("scope_name", pa.string(), "source", "Instrumentation scope name (which library emitted the span)."),
+    _c(
+        "convention",
+        pa.string(),
+        "source",
+        "Telemetry convention the call was recognized by (gen_ai, openinference, ...).",
+    ),
+    # model
+    _c(
+        "provider",
+        pa.string(),
+        "model",
+        "Provider, OpenTelemetry gen_ai.provider.name values (openai, anthropic, gcp.gemini ...).",
+    ),
+    _c(
+        "operation",
+        pa.string(),
+        "model",
+        "Operation (chat, text_completion, embeddings, generate_content ...).",
+    ),
+    _c("request_model", pa.string(), "model", "Model name the caller asked for."),
+    _c("response_model", pa.string(), "model", "Model name the provider answered with."),
+    _c(
+        "model",
+        pa.string(),
+        "model",
+        "Catalog model id the call was priced as; NULL when no catalog entry matched.",
+    ),
+    _c("service_tier", pa.string(), "model", "Pricing tier: standard, batch, flex or priority."),
+    # usage
+    _c(
+        "input_tokens",
+        pa.int64(),
+        "usage",
+        "All input tokens, cache reads and writes included.",
+        nullable=False,
+    ),
+    _c("output_tokens", pa.int64(), "usage", "All output tokens, reasoning included.", nullable=False),
+    _c(
+        "cache_read_tokens",
+        pa.int64(),
+        "usage",
+        "Input tokens read from the prompt cache (part of input_tokens).",
+        nullable=False,
+    ),
+    _c(
+        "cache_write_tokens",
+        pa.int64(),
+        "usage",
+        "Input tokens written to the prompt cache (part of input_tokens).",
+        nullable=False,
+    ),
+    _c("reasoning_tokens", pa.int64(), "usage", "Reasoning tokens (part of output_tokens).", nullable=False),
+    # money
+    _c(
+        "cost_usd",
+        MONEY_TYPE,
+        "money",
+        "List-price cost in USD: the sum of the five *_cost_usd parts.",
+        nullable=False,
+    ),
+    _c("input_cost_usd", MONEY_TYPE, "money", "Cost of uncached input tokens.", nullable=False),
+    _c("cache_read_cost_usd", MONEY_TYPE, "money", "Cost of cache-read input tokens.", nullable=False),
+    _c("cache_write_cost_usd", MONEY_TYPE, "money", "Cost of cache-write input tokens.", nullable=False),
+    _c("output_cost_usd", MONEY_TYPE, "money", "Cost of output tokens other than reasoning.", nullable=False),
+    _c("reasoning_cost_usd", MONEY_TYPE, "money", "Cost of reasoning tokens.", nullable=False),
+    _c("effective_cost_usd", MONEY_TYPE, "money", "Cost after contract discounts.", nullable=False),
+    _c(
+        "price_ref",
+        pa.string(),
+        "money",
+        "Catalog entry and version that priced the call; NULL when unpriced.",
+    ),
+    _c("pricing_status", pa.string(), "money", "priced | unknown_model | no_model.", nullable=False),
+    # attribution
+    _c("team", pa.string(), "attribution", "Owning team."),
+    _c("feature", pa.string(), "attribution", "Product feature that made the call."),
+    _c("user_id", pa.string(), "attribution", "End user."),
+    _c("tenant_id", pa.string(), "attribution", "Customer / tenant."),
+    _c("session_id", pa.string(), "attribution", "Session or conversation."),
+    _c("project", pa.string(), "attribution", "Project."),
+    _c("cost_center", pa.string(), "attribution", "Cost center for chargeback."),
+    _c("workflow", pa.string(), "attribution", "Workflow or agent name."),
+    _c(
+        "attribution_status",
+        pa.string(),
+        "attribution",
+        "complete | incomplete (a required dimension is missing).",
+        nullable=False,
+    ),
+    _c(
+        "missing_dimensions", pa.list_(pa.string()), "attribution", "Required dimensions that no rule filled."
+    ),
+    # outcome
+    _c("status", pa.string(), "outcome", "ok | error (span status).", nullable=False),
+    _c("error_type", pa.string(), "outcome", "error.type attribute or the span status message on error."),
+    # rest
+    _c(
+        "attributes",
+        STRING_MAP_TYPE,
+        "rest",
+        "Every span attribute, values as strings (arrays and maps as JSON).",
+    ),
+    _c("resource_attributes", STRING_MAP_TYPE, "rest", "Every resource attribute, values as strings."),
+    _c("received_at", TIMESTAMP_TYPE, "rest", "When otelcost received the span, UTC.", nullable=False),
+)
+
+COLUMN_NAMES: Final = tuple(c.name for c in COLUMNS)
+
+RECORD_SCHEMA: Final = pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in COLUMNS])
+"""Arrow schema of a record batch between stages and of every Parquet file in the lake."""
+
+
+PRICING_COLUMN_NAMES: Final = (
+    "model",
+    *(c.name for c in COLUMNS if c.group == "money"),
+)
+"""Columns the pricing stage fills; every other column comes from decoding and attribution."""
+
+CALL_SCHEMA: Final = pa.schema([f for f in RECORD_SCHEMA if f.name not in PRICING_COLUMN_NAMES])
+"""Schema of a batch of normalized, attributed but not yet priced calls (the normalizer's output,
+the pricing stage's input). Same column order as RECORD_SCHEMA, pricing columns left out."""
+
+
+def empty_table() -> pa.Table:
+    """A zero-row table with the record schema."""
+    return RECORD_SCHEMA.empty_table()
