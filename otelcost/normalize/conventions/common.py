@@ -1,0 +1,105 @@
+"""Fields read the same way whichever convention recognized a span: one merged key list each.
+
+Models, provider and service tier do not change meaning between conventions, only spelling, so
+each is the first present key of a list that spans all conventions (documented, with the same
+order, in docs/conventions.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from otelcost.normalize.providers import (
+    normalize_provider,
+    normalize_service_tier,
+    openinference_provider,
+    provider_from_address,
+)
+
+__all__ = [
+    "REQUEST_MODEL_KEYS",
+    "RESPONSE_MODEL_KEYS",
+    "SERVICE_TIER_KEYS",
+    "first_text",
+    "read_provider",
+    "read_service_tier",
+]
+
+REQUEST_MODEL_KEYS: Final = (
+    "gen_ai.request.model",
+    "llm.request.model_name",
+    "ai.model.id",
+    "llm.model_name",
+    "embedding.model_name",
+    "langfuse.observation.model.name",
+)
+RESPONSE_MODEL_KEYS: Final = (
+    "gen_ai.response.model",
+    "llm.response.model_name",
+    "ai.response.model",
+    "llm.model_name",
+    "langfuse.observation.model.name",
+)
+PROVIDER_KEYS: Final = ("gen_ai.provider.name", "gen_ai.system")
+SERVICE_TIER_KEYS: Final = (
+    # OpenTelemetry (openai.* since 1.37, gen_ai.openai.* before), OpenLLMetry's Anthropic
+    # instrumentation (anthropic.*), OpenLIT (gen_ai.request/response.service_tier).
+    # What the provider answered (the tier actually used) beats what was asked for ("auto").
+    "openai.response.service_tier",
+    "gen_ai.openai.response.service_tier",
+    "gen_ai.response.service_tier",
+    "anthropic.response.service_tier",
+    "openai.request.service_tier",
+    "gen_ai.openai.request.service_tier",
+    "gen_ai.request.service_tier",
+    "anthropic.request.service_tier",
+)
+
+
+def first_text(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    """The first of ``keys`` holding a non-empty value, as text."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return value if isinstance(value, str) else str(value)
+    return None
+
+
+def read_provider(attrs: Mapping[str, Any]) -> str | None:
+    """``gen_ai.provider.name`` > ``gen_ai.system`` > OpenInference ``llm.provider`` /
+    ``llm.system`` > Vercel ``ai.model.provider`` > a guess from ``server.address``."""
+    for key in PROVIDER_KEYS:
+        value = attrs.get(key)
+        if isinstance(value, str) and value:
+            return normalize_provider(value)
+    host, family = attrs.get("llm.provider"), attrs.get("llm.system")
+    if host or family:
+        return openinference_provider(host, family)
+    value = attrs.get("ai.model.provider")
+    if isinstance(value, str) and value:
+        return normalize_provider(value)
+    return provider_from_address(attrs.get("server.address"))
+
+
+def read_service_tier(attrs: Mapping[str, Any]) -> str:
+    """The first recognizable tier in :data:`SERVICE_TIER_KEYS`, then the ``service_tier`` inside
+    OpenInference's ``llm.invocation_parameters`` JSON; ``standard`` otherwise."""
+    for key in SERVICE_TIER_KEYS:
+        raw = attrs.get(key)
+        if raw is not None:
+            tier = normalize_service_tier(raw)
+            if tier is not None:
+                return tier
+    params = attrs.get("llm.invocation_parameters")
+    if isinstance(params, str) and "service_tier" in params:
+        try:
+            parsed = json.loads(params)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            tier = normalize_service_tier(parsed.get("service_tier"))
+            if tier is not None:
+                return tier
+    return "standard"

@@ -1,0 +1,98 @@
+"""A loopback stand-in for the OpenAI and Anthropic HTTP APIs, answering with realistic usage.
+
+The OpenAI chat completion reports 1200 prompt tokens of which 1024 were cached, and 300
+completion tokens of which 64 were reasoning (OpenAI semantics: the parts are inside the totals).
+The Anthropic message reports 200 uncached input tokens, 1000 read from the cache, 500 written to
+it and 80 output tokens (Anthropic semantics: input_tokens excludes the cache).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+OPENAI_COMPLETION: dict[str, Any] = {
+    "id": "chatcmpl-fake-0001",
+    "object": "chat.completion",
+    "created": 1_767_225_600,
+    "model": "gpt-4o-mini-2024-07-18",
+    "service_tier": "flex",
+    "system_fingerprint": "fp_fake",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello!", "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 1200,
+        "completion_tokens": 300,
+        "total_tokens": 1500,
+        "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 64,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
+}
+
+ANTHROPIC_MESSAGE: dict[str, Any] = {
+    "id": "msg_fake_0001",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-5-20250929",
+    "content": [{"type": "text", "text": "Hello!"}],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {
+        "input_tokens": 200,
+        "cache_creation_input_tokens": 500,
+        "cache_read_input_tokens": 1000,
+        "output_tokens": 80,
+        "service_tier": "standard",
+    },
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        if self.path.endswith("/chat/completions"):
+            body = OPENAI_COMPLETION
+        elif self.path.endswith("/messages"):
+            body = ANTHROPIC_MESSAGE
+        else:
+            self.send_error(404)
+            return
+        payload = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def fake_provider() -> Iterator[str]:
+    """Serve on 127.0.0.1 on a free port; yields the base URL (``http://127.0.0.1:PORT``)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
