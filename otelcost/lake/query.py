@@ -1,0 +1,248 @@
+"""SQL over the lake: a DuckDB connection with the ``llm_calls`` view, and a guarded query runner.
+
+The view is plain DuckDB over the Parquet files, the same thing an analyst types with nothing of
+ours installed::
+
+    SELECT * FROM read_parquet('<lake_dir>/llm_calls/*/*.parquet',
+        hive_partitioning = true, union_by_name = true, hive_types = {'date': DATE})
+
+``union_by_name`` matches columns by name, so files written before a column was added read it
+as NULL. The view adds two things on top: it is unioned with a typed, zero-row select built from
+``RECORD_SCHEMA``, so every column of the contract exists with its type even when the lake is
+empty or only has older files; and its columns come in schema order, ``date`` after them.
+
+Safety, for SQL typed by people (``otelcost sql``):
+
+* File access is limited to the lake directory (``allowed_directories`` plus
+  ``enable_external_access = false``): no reading ``/etc/passwd``, no ``COPY ... TO`` elsewhere,
+  no ``ATTACH``, no installing or loading extensions. The configuration is then locked, so SQL
+  cannot turn it back on. The view itself needs file access to the lake, which is why access is
+  narrowed rather than switched off.
+* :func:`run_query` refuses statements that write or reach outside (``COPY``, ``EXPORT``,
+  ``ATTACH``, ``DETACH``, ``INSTALL``/``LOAD``, ``VACUUM``, ...): inside the lake directory DuckDB
+  would otherwise allow ``COPY ... TO``, and nothing but otelcost may write there. ``CREATE``,
+  ``INSERT`` and the like stay allowed: they only touch the throw-away in-memory database.
+* A time limit: :func:`run_query` interrupts the query when it runs out of time.
+
+Timestamps are returned in UTC (the session time zone is set to UTC).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import duckdb
+import pyarrow as pa
+
+from otelcost.errors import LakeError
+from otelcost.lake.files import FILE_SUFFIX, TABLE_NAME, table_dir
+from otelcost.schema import PARTITION_COLUMN, RECORD_SCHEMA
+
+__all__ = ["ALLOWED_STATEMENTS", "VIEW_NAME", "connect", "duckdb_type", "lake_glob", "run_query"]
+
+VIEW_NAME: Final = TABLE_NAME
+
+ALLOWED_STATEMENTS: Final = frozenset(
+    {
+        "SELECT",  # also DESCRIBE, SHOW, SUMMARIZE, FROM-first and VALUES
+        "EXPLAIN",
+        "PRAGMA",
+        "CALL",
+        "MULTI",  # PIVOT
+        "SET",  # SET VARIABLE; settings themselves are locked
+        "CREATE",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "DROP",
+        "ALTER",
+        "TRANSACTION",
+    }
+)
+"""Statement types :func:`run_query` runs; anything else (COPY, EXPORT, ATTACH ...) is refused."""
+
+_VANISHED_FILE_RETRIES: Final = 5
+
+
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB SQL type that reading ``arrow_type`` from Parquet gives."""
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMPTZ" if arrow_type.tz is not None else "TIMESTAMP"
+    if pa.types.is_decimal(arrow_type):
+        return f"DECIMAL({arrow_type.precision},{arrow_type.scale})"
+    if pa.types.is_map(arrow_type):
+        return f"MAP({duckdb_type(arrow_type.key_type)}, {duckdb_type(arrow_type.item_type)})"
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return f"{duckdb_type(arrow_type.value_type)}[]"
+    simple = {
+        pa.string(): "VARCHAR",
+        pa.large_string(): "VARCHAR",
+        pa.int64(): "BIGINT",
+        pa.int32(): "INTEGER",
+        pa.float64(): "DOUBLE",
+        pa.bool_(): "BOOLEAN",
+        pa.date32(): "DATE",
+    }
+    if arrow_type in simple:
+        return simple[arrow_type]
+    raise TypeError(f"no DuckDB type mapping for Arrow type {arrow_type}")
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lake_glob(lake_dir: Path) -> str:
+    """The glob of every data file: ``<lake_dir>/llm_calls/*/*.parquet`` (absolute)."""
+    return f"{table_dir(Path(lake_dir).resolve())}/*/*{FILE_SUFFIX}"
+
+
+def _typed_empty_select() -> str:
+    columns = [f"CAST(NULL AS {duckdb_type(f.type)}) AS {_identifier(f.name)}" for f in RECORD_SCHEMA]
+    columns.append(f"CAST(NULL AS DATE) AS {_identifier(PARTITION_COLUMN)}")
+    return "SELECT " + ", ".join(columns) + " WHERE false"
+
+
+def _view_sql(lake_dir: Path) -> str:
+    empty = _typed_empty_select()
+    root = table_dir(Path(lake_dir).resolve())
+    has_files = root.is_dir() and any(root.glob(f"*/*{FILE_SUFFIX}"))
+    if not has_files:
+        return f"CREATE VIEW {VIEW_NAME} AS {empty}"
+    source = (
+        f"read_parquet({_sql_string(lake_glob(lake_dir))}, hive_partitioning = true, "
+        f"union_by_name = true, hive_types = {{{_sql_string(PARTITION_COLUMN)}: DATE}})"
+    )
+    # The typed empty select comes first: UNION BY NAME keeps its column order and types, and
+    # appends columns that only the files have (written by a newer otelcost) at the end.
+    return f"CREATE VIEW {VIEW_NAME} AS {empty} UNION ALL BY NAME SELECT * FROM {source}"
+
+
+def connect(lake_dir: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the ``llm_calls`` view over the lake in ``lake_dir``.
+
+    File access is limited to ``lake_dir`` and the configuration is locked (see the module
+    docstring). Whether the lake has files is checked here: a connection opened on an empty lake
+    keeps an empty view; open a new one to see files written since (connections are cheap).
+    """
+    connection = duckdb.connect(":memory:")
+    try:
+        _prepare(connection, Path(lake_dir).resolve())
+    except duckdb.Error as exc:
+        connection.close()
+        raise LakeError(f"cannot open the lake in {lake_dir}: {exc}") from exc
+    return connection
+
+
+def _prepare(connection: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
+    connection.execute("SET enable_progress_bar = false")
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute(_view_sql(lake_dir))
+    connection.execute(f"SET allowed_directories = [{_sql_string(str(lake_dir) + '/')}]")
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET lock_configuration = true")
+
+
+def _check_statements(connection: duckdb.DuckDBPyConnection, sql: str) -> None:
+    try:
+        statements = connection.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise LakeError(str(exc)) from exc
+    if not statements:
+        raise LakeError("no SQL statement given")
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in ALLOWED_STATEMENTS:
+            raise LakeError(f"{kind} statements are not allowed here: the lake is read-only")
+
+
+class _Watchdog:
+    """Interrupts a connection's running query once ``timeout`` seconds have passed (None: never)."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, timeout: float | None) -> None:
+        self._connection = connection
+        self._timeout = timeout
+        self._done = threading.Event()
+        self.fired = False
+        self._thread = threading.Thread(target=self._run, name="otelcost-query-timeout", daemon=True)
+
+    def __enter__(self) -> _Watchdog:
+        if self._timeout is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        if self._done.wait(self._timeout):
+            return
+        self.fired = True
+        # Repeat: an interrupt that lands between two statements of a script, or just before
+        # the query starts, would otherwise be lost.
+        while True:
+            self._connection.interrupt()
+            if self._done.wait(0.05):
+                return
+
+
+def _is_vanished_file(exc: duckdb.Error, lake_dir: Path) -> bool:
+    """A file listed by the glob was gone when opened: a partition was replaced meanwhile."""
+    message = str(exc)
+    return (
+        isinstance(exc, duckdb.IOException)
+        and str(table_dir(lake_dir)) in message
+        and ("No files found" in message or "No such file" in message)
+    )
+
+
+def run_query(
+    lake_dir: Path,
+    sql: str,
+    params: Mapping[str, object] | None = None,
+    *,
+    timeout: float | None = None,
+) -> pa.Table:
+    """Run ``sql`` (one statement or a script; the last one's rows are returned) over the lake.
+
+    ``params`` binds DuckDB named parameters (``WHERE team = $team``); values are bound as given
+    (strings are cast by DuckDB where the SQL needs another type). After ``timeout`` seconds the
+    query is interrupted and LakeError("query exceeded the N s time limit") raised. Any DuckDB
+    error becomes a LakeError carrying DuckDB's message. A query that trips over a file removed
+    by a concurrent partition replacement is run again (a few times) on a fresh connection.
+    """
+    lake_dir = Path(lake_dir).resolve()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    attempt = 0
+    while True:
+        attempt += 1
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        connection = duckdb.connect(":memory:")
+        watchdog = _Watchdog(connection, remaining)
+        try:
+            with watchdog:
+                _prepare(connection, lake_dir)  # binding the view lists and opens the files too
+                _check_statements(connection, sql)
+                relation = connection.sql(sql, params=dict(params) if params else None)
+                return pa.table({}) if relation is None else relation.to_arrow_table()
+        except duckdb.Error as exc:
+            if isinstance(exc, duckdb.InterruptException) and watchdog.fired:
+                raise LakeError(f"query exceeded the {timeout:g} s time limit") from exc
+            if attempt < _VANISHED_FILE_RETRIES and _is_vanished_file(exc, lake_dir):
+                continue
+            if params and "Expected 0, got" in str(exc):
+                names = ", ".join(sorted(params))
+                raise LakeError(f"the query has no $parameters, but values were given for: {names}") from exc
+            raise LakeError(str(exc)) from exc
+        finally:
+            connection.close()

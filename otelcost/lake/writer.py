@@ -1,0 +1,238 @@
+"""The lake writer: a sink that buffers priced calls in memory and writes them as Parquet files.
+
+``consume(batch)`` only appends the batch to an in-memory buffer (no I/O on the caller's
+thread); a background thread flushes the buffer every ``lake.flush_interval``, or sooner when it
+holds ``lake.max_buffer_rows`` rows. A flush writes one file per UTC day present in the buffer
+(:func:`otelcost.lake.files.write_files`: temp name, fsync, rename, fsync the directory), while
+holding the lake lock shared.
+
+Backpressure: the buffer is bounded at ``4 x max_buffer_rows`` rows (counting rows being
+written). A batch that would exceed it is refused with ``TransientIngestError`` *before* it is
+taken, so the receiver answers "retry later" (gRPC UNAVAILABLE / HTTP 503) and nothing is
+half-applied; this happens when the disk is slower than the traffic, or failing.
+
+A failed write (disk full, permissions) loses nothing: the rows go back to the front of the
+buffer, ``flush_errors`` counts it, and the next interval tries again. Rows are written in
+the order they were consumed, and a flush is all or nothing, so ``on_flushed(files, rows)``
+means exactly "the oldest ``rows`` rows not reported before are now durable" (the spool
+checkpoint relies on that).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import pyarrow as pa
+
+from otelcost.config import LakeConfig
+from otelcost.errors import LakeError, TransientIngestError
+from otelcost.lake.files import (
+    PartialWriteError,
+    conform,
+    lake_lock,
+    recover,
+    split_by_day,
+    table_dir,
+    write_files,
+)
+
+__all__ = ["BUFFER_BOUND_FACTOR", "LakeWriter"]
+
+log = logging.getLogger(__name__)
+
+BUFFER_BOUND_FACTOR: Final = 4
+"""The buffer refuses batches beyond this many times ``lake.max_buffer_rows`` rows."""
+
+FlushedCallback = Callable[[list[Path], int], None]
+
+
+class LakeWriter:
+    """Sink of RECORD_SCHEMA batches into ``<lake_dir>/llm_calls/date=YYYY-MM-DD/*.parquet``.
+
+    Counters (plain attributes, read by ``otelcost/metrics.py``): ``rows_written``,
+    ``files_written``, ``flushes`` (flushes that wrote rows), ``flush_errors``,
+    ``last_flush_seconds``, ``refused_batches``; :attr:`buffered_rows` is a gauge.
+    """
+
+    def __init__(
+        self, *, lake_dir: Path, config: LakeConfig, on_flushed: FlushedCallback | None = None
+    ) -> None:
+        self.lake_dir = Path(lake_dir)
+        self.config = config
+        self._on_flushed = on_flushed
+        self._interval = config.flush_interval.total_seconds()
+        self._hard_limit = BUFFER_BOUND_FACTOR * config.max_buffer_rows
+
+        self._lock = threading.Lock()  # guards the buffer and the counters below
+        self._buffer: list[pa.Table] = []
+        self._buffer_rows = 0
+        self._inflight_rows = 0
+        self._flush_lock = threading.Lock()  # one flush at a time
+        self._wake = threading.Event()
+        self._stopping = False
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+        self.rows_written = 0
+        self.files_written = 0
+        self.flushes = 0
+        self.flush_errors = 0
+        self.last_flush_seconds = 0.0
+        self.refused_batches = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the lake directory, repair what a crash left behind, start the flush thread."""
+        if self._thread is not None:
+            return
+        try:
+            table_dir(self.lake_dir).mkdir(parents=True, exist_ok=True)
+            with lake_lock(self.lake_dir, timeout=max(30.0, 3 * self._interval)):
+                for action in recover(self.lake_dir):
+                    log.warning("lake recovery: %s", action)
+        except OSError as exc:
+            raise LakeError(f"cannot prepare the lake in {self.lake_dir}: {exc.strerror or exc}") from exc
+        self._stopping = self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="otelcost-lake-writer", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        """Stop the flush thread and write what is buffered. Idempotent; safe before start().
+
+        Raises LakeError when the final write fails: the rows are still buffered (a later call
+        tries again), but they are lost if the process exits now.
+        """
+        thread = self._thread
+        if thread is not None:
+            self._stopping = True
+            self._wake.set()
+            thread.join()
+            self._thread = None
+            self._stopped = True
+        try:
+            self.flush()
+        except LakeError as exc:
+            raise LakeError(f"{exc}; {self.buffered_rows} buffered row(s) are not in the lake") from exc
+
+    # -- data path ----------------------------------------------------------------------------
+
+    @property
+    def buffered_rows(self) -> int:
+        """Rows taken but not yet durable (in the buffer or being written)."""
+        with self._lock:
+            return self._buffer_rows + self._inflight_rows
+
+    def consume(self, batch: pa.Table) -> None:
+        """Take a RECORD_SCHEMA batch into the buffer; never waits for I/O.
+
+        Raises TransientIngestError when the buffer is full (the sender should retry after
+        ``retry_after`` seconds), LakeError when the batch does not have the record schema.
+        """
+        batch = conform(batch)
+        rows = batch.num_rows
+        if rows == 0:
+            return
+        with self._lock:
+            if self._stopped:
+                self.refused_batches += 1
+                raise TransientIngestError("the lake writer has stopped", retry_after=self._interval)
+            pending = self._buffer_rows + self._inflight_rows
+            if pending and pending + rows > self._hard_limit:
+                self.refused_batches += 1
+                raise TransientIngestError(
+                    f"the lake writer's buffer is full ({pending} rows waiting to be written)",
+                    retry_after=self._interval,
+                )
+            self._buffer.append(batch)
+            self._buffer_rows += rows
+            full = self._buffer_rows >= self.config.max_buffer_rows
+        if full:
+            self._wake.set()
+
+    def flush(self) -> int:
+        """Write everything buffered now; return the number of rows written.
+
+        On failure the rows stay buffered (ahead of newer ones) and LakeError is raised.
+        """
+        with self._flush_lock:
+            with self._lock:
+                tables, rows = self._buffer, self._buffer_rows
+                self._buffer, self._buffer_rows, self._inflight_rows = [], 0, rows
+            if rows == 0:
+                return 0
+            started = time.perf_counter()
+            try:
+                table = pa.concat_tables(tables)
+                with lake_lock(self.lake_dir, shared=True):
+                    paths = write_files(
+                        self.lake_dir,
+                        table,
+                        compression=self.config.compression,
+                        row_group_size=self.config.row_group_size,
+                    )
+            except PartialWriteError as exc:
+                self._keep_unpublished(tables, exc)
+                raise
+            except Exception as exc:  # whatever went wrong, the rows must not be lost
+                self._requeue(tables, rows)
+                if isinstance(exc, LakeError):
+                    raise
+                raise LakeError(f"cannot write to the lake in {self.lake_dir}: {exc}") from exc
+            with self._lock:
+                self._inflight_rows = 0
+                self.rows_written += rows
+                self.files_written += len(paths)
+                self.flushes += 1
+                self.last_flush_seconds = time.perf_counter() - started
+            if self._on_flushed is not None:
+                try:
+                    self._on_flushed(paths, rows)
+                except Exception:  # the rows are durable whatever the hook does; never write them twice
+                    log.exception("the on_flushed hook of the lake writer failed")
+            return rows
+
+    def _requeue(self, tables: list[pa.Table], rows: int) -> None:
+        with self._lock:
+            self._buffer = tables + self._buffer
+            self._buffer_rows += rows
+            self._inflight_rows = 0
+            self.flush_errors += 1
+
+    def _keep_unpublished(self, tables: list[pa.Table], exc: PartialWriteError) -> None:
+        """Keep only the rows of the days that did not reach the lake (see PartialWriteError)."""
+        remaining = [
+            part for day, part in split_by_day(pa.concat_tables(tables)) if day not in exc.published_days
+        ]
+        kept = sum(part.num_rows for part in remaining)
+        with self._lock:
+            self._buffer = remaining + self._buffer
+            self._buffer_rows += kept
+            self._inflight_rows = 0
+            self.flush_errors += 1
+        log.error("lake write half-failed: %s; %d row(s) kept for the next flush", exc, kept)
+
+    # -- the flush thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        due = time.monotonic() + self._interval
+        retry_not_before = 0.0
+        while not self._stopping:
+            self._wake.wait(max(0.0, due - time.monotonic()))
+            self._wake.clear()
+            if self._stopping:
+                break
+            now = time.monotonic()
+            if now < due and (now < retry_not_before or self.buffered_rows < self.config.max_buffer_rows):
+                continue  # woken early, but not (or not yet again) worth a flush
+            try:
+                self.flush()
+            except LakeError as exc:
+                log.error("lake flush failed, rows kept for the next attempt: %s", exc)
+                retry_not_before = time.monotonic() + self._interval
+            due = time.monotonic() + self._interval
