@@ -1,0 +1,224 @@
+"""The admin API: change budgets and overrides at run time, read the audit log.
+
+Every route needs ``Authorization: Bearer <token>`` with a token from ``api.admin_token``
+(recorded as ``admin``) or ``api.admin_tokens`` (recorded by its name). With no token
+configured the admin API is off and answers 403 saying so; a missing or wrong token is 401.
+
+=======  ================================  ==========================================
+GET      /v1/admin/budgets                 effective budgets, each with its ``source``
+POST     /v1/admin/budgets                 create (409 if the name exists)
+PUT      /v1/admin/budgets/{name}          create or replace
+DELETE   /v1/admin/budgets/{name}          delete (a YAML budget too, until re-created)
+GET      /v1/admin/overrides               current overrides
+PUT      /v1/admin/overrides/{id}          create or replace (block / allow / raise_limit)
+DELETE   /v1/admin/overrides/{id}          remove
+GET      /v1/admin/audit?limit=100         the newest audit entries, oldest first
+=======  ================================  ==========================================
+
+A change is applied, persisted and audited (who, when, before, after) before the answer; the
+new decisions are published at once. Bodies are JSON and validated like the YAML
+configuration; an optional ``X-Otelcost-Note`` header is stored in the audit entry. The
+operations touch files (and, for a new budget, query the lake), so they run on a worker thread
+and never stall the event loop that serves the decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from otelcost.budgets.config import BudgetConfig
+from otelcost.budgets.evaluator import AdminError, BudgetEntry
+from otelcost.budgets.overrides import OVERRIDE_ID_PATTERN, Override, OverrideSpec
+from otelcost.errors import OtelcostError
+from otelcost.policy.config import ApiConfig
+from otelcost.policy.server import error_response
+
+__all__ = ["BudgetAdmin", "admin_routes"]
+
+
+@runtime_checkable
+class BudgetAdmin(Protocol):
+    """The operations behind the admin API (implemented by the budget evaluator)."""
+
+    def budgets(self) -> list[BudgetEntry]: ...
+
+    def upsert_budget(
+        self, config: BudgetConfig, *, actor: str, note: str | None = None
+    ) -> tuple[bool, BudgetEntry]: ...
+
+    def delete_budget(self, name: str, *, actor: str, note: str | None = None) -> BudgetEntry: ...
+
+    def overrides(self) -> list[Override]: ...
+
+    def put_override(self, override_id: str, spec: OverrideSpec, *, actor: str) -> tuple[bool, Override]: ...
+
+    def delete_override(self, override_id: str, *, actor: str) -> Override: ...
+
+    def audit(self, limit: int | None = None) -> list[dict[str, Any]]: ...
+
+
+Handler = Callable[[web.Request], Any]
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _budget_json(entry: BudgetEntry) -> dict[str, Any]:
+    return {"source": entry.source, **entry.config.model_dump(mode="json")}
+
+
+def _validation_message(error: ValidationError) -> str:
+    parts = []
+    for problem in error.errors():
+        loc = ".".join(str(p) for p in problem["loc"]) or "(body)"
+        message = problem["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {'unknown key' if problem['type'] == 'extra_forbidden' else message}")
+    return "; ".join(parts)
+
+
+class _AdminApi:
+    def __init__(self, admin: BudgetAdmin, config: ApiConfig) -> None:
+        self.admin = admin
+        self.tokens = config.tokens()
+
+    def _actor(self, request: web.Request) -> str | web.Response:
+        if not self.tokens:
+            return error_response(
+                403, "the admin API is disabled: set api.admin_token (or OTELCOST_API__ADMIN_TOKEN)"
+            )
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token:
+            for known, name in self.tokens.items():
+                if hmac.compare_digest(known.encode(), token.strip().encode()):
+                    return name
+        response = error_response(401, "a valid admin bearer token is needed")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="otelcost-admin"'
+        return response
+
+    @staticmethod
+    async def _body(request: web.Request, model: type[_Model], **fixed: Any) -> _Model | web.Response:
+        try:
+            data = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return error_response(400, "the body must be a JSON object")
+        if not isinstance(data, dict):
+            return error_response(400, "the body must be a JSON object")
+        for key, value in fixed.items():
+            if data.setdefault(key, value) != value:
+                return error_response(
+                    400, f"{key} in the body ({data[key]!r}) differs from the path ({value!r})"
+                )
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            return error_response(400, _validation_message(exc))
+
+    @staticmethod
+    async def _run(call: Callable[[], Any]) -> Any:
+        try:
+            return await asyncio.to_thread(call)
+        except AdminError as exc:
+            return error_response(exc.status, str(exc))
+        except (OtelcostError, ValueError) as exc:
+            return error_response(400 if isinstance(exc, ValueError) else 500, str(exc))
+
+    def guarded(self, handler: Callable[[web.Request, str], Any]) -> Handler:
+        async def run(request: web.Request) -> web.StreamResponse:
+            actor = self._actor(request)
+            if isinstance(actor, web.Response):
+                return actor
+            response: web.StreamResponse = await handler(request, actor)
+            return response
+
+        return run
+
+    # -- budgets ---------------------------------------------------------------------------------
+
+    async def list_budgets(self, request: web.Request, actor: str) -> web.Response:
+        entries = await asyncio.to_thread(self.admin.budgets)
+        return web.json_response({"budgets": [_budget_json(e) for e in entries]})
+
+    async def create_budget(self, request: web.Request, actor: str) -> web.Response:
+        config = await self._body(request, BudgetConfig)
+        if isinstance(config, web.Response):
+            return config
+        if any(e.config.name == config.name for e in self.admin.budgets()):
+            return error_response(409, f"a budget named {config.name!r} exists; PUT it to replace it")
+        return await self._upsert(request, config, actor)
+
+    async def put_budget(self, request: web.Request, actor: str) -> web.Response:
+        config = await self._body(request, BudgetConfig, name=request.match_info["name"])
+        if isinstance(config, web.Response):
+            return config
+        return await self._upsert(request, config, actor)
+
+    async def _upsert(self, request: web.Request, config: BudgetConfig, actor: str) -> web.Response:
+        note = request.headers.get("X-Otelcost-Note")
+        result = await self._run(lambda: self.admin.upsert_budget(config, actor=actor, note=note))
+        if isinstance(result, web.Response):
+            return result
+        created, entry = result
+        return web.json_response(_budget_json(entry), status=201 if created else 200)
+
+    async def delete_budget(self, request: web.Request, actor: str) -> web.Response:
+        name = request.match_info["name"]
+        note = request.headers.get("X-Otelcost-Note")
+        result = await self._run(lambda: self.admin.delete_budget(name, actor=actor, note=note))
+        if isinstance(result, web.Response):
+            return result
+        return web.Response(status=204)
+
+    # -- overrides -------------------------------------------------------------------------------
+
+    async def list_overrides(self, request: web.Request, actor: str) -> web.Response:
+        overrides = await asyncio.to_thread(self.admin.overrides)
+        return web.json_response({"overrides": [o.model_dump(mode="json") for o in overrides]})
+
+    async def put_override(self, request: web.Request, actor: str) -> web.Response:
+        override_id = request.match_info["id"]
+        if not OVERRIDE_ID_PATTERN.match(override_id):
+            return error_response(400, "an override id is 1-128 letters, digits, '_', '.', ':' or '-'")
+        spec = await self._body(request, OverrideSpec)
+        if isinstance(spec, web.Response):
+            return spec
+        result = await self._run(lambda: self.admin.put_override(override_id, spec, actor=actor))
+        if isinstance(result, web.Response):
+            return result
+        created, override = result
+        return web.json_response(override.model_dump(mode="json"), status=201 if created else 200)
+
+    async def delete_override(self, request: web.Request, actor: str) -> web.Response:
+        override_id = request.match_info["id"]
+        result = await self._run(lambda: self.admin.delete_override(override_id, actor=actor))
+        if isinstance(result, web.Response):
+            return result
+        return web.Response(status=204)
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    async def audit(self, request: web.Request, actor: str) -> web.Response:
+        text = request.query.get("limit", "100")
+        if not text.isdigit():
+            return error_response(400, f"limit must be a whole number, got {text!r}")
+        entries = await asyncio.to_thread(self.admin.audit, int(text))
+        return web.json_response({"entries": entries})
+
+
+def admin_routes(admin: BudgetAdmin, config: ApiConfig) -> list[web.RouteDef]:
+    api = _AdminApi(admin, config)
+    guarded = api.guarded
+    return [
+        web.get("/v1/admin/budgets", guarded(api.list_budgets)),
+        web.post("/v1/admin/budgets", guarded(api.create_budget)),
+        web.put("/v1/admin/budgets/{name}", guarded(api.put_budget)),
+        web.delete("/v1/admin/budgets/{name}", guarded(api.delete_budget)),
+        web.get("/v1/admin/overrides", guarded(api.list_overrides)),
+        web.put("/v1/admin/overrides/{id}", guarded(api.put_override)),
+        web.delete("/v1/admin/overrides/{id}", guarded(api.delete_override)),
+        web.get("/v1/admin/audit", guarded(api.audit)),
+    ]

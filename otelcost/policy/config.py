@@ -1,0 +1,65 @@
+"""Configuration of the API listener: policy endpoint, admin API, health and metrics (``api:``).
+
+::
+
+    api:
+      listen: 127.0.0.1:4320       # --api-listen
+      admin_token: s3cret          # or OTELCOST_API__ADMIN_TOKEN; unset: admin API answers 403
+      admin_tokens: {alice: t1}    # more tokens, by name (the name is what the audit log records)
+      check_deny_status: 429       # /v1/check's answer when a call is refused (403 for nginx)
+      max_wait: 60s                # longest ?wait= a long poll may ask for
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, SecretStr, field_validator
+
+from otelcost.configtypes import Duration, ListenAddress, Section
+
+__all__ = ["ADMIN_TOKEN_NAME", "ApiConfig"]
+
+ADMIN_TOKEN_NAME = "admin"
+"""The audit log's name for whoever used ``api.admin_token``."""
+
+
+class ApiConfig(Section):
+    """The HTTP API listener (``--api-listen``): decisions, checks, admin, health, metrics."""
+
+    enabled: bool = True
+    listen: ListenAddress = Field("127.0.0.1:4320", description="HOST:PORT of the API listener.")
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin API (audited as 'admin'); unset: admin API off."
+    )
+    admin_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description="More admin bearer tokens by name; the name is audited."
+    )
+    check_deny_status: int = Field(
+        429, ge=400, le=499, description="Status of a refused /v1/check (403 for nginx auth_request)."
+    )
+    max_wait: Duration = Field(
+        timedelta(seconds=60), description="Longest long poll (?wait=) of GET /v1/decisions."
+    )
+
+    @field_validator("max_wait")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be greater than zero")
+        return value
+
+    @field_validator("admin_tokens")
+    @classmethod
+    def _named(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, token in value.items():
+            if not name or not token.get_secret_value():
+                raise ValueError("every admin token needs a name and a non-empty value")
+        return value
+
+    def tokens(self) -> dict[str, str]:
+        """Admin token value -> the name recorded in the audit log."""
+        named = {token.get_secret_value(): name for name, token in self.admin_tokens.items()}
+        if self.admin_token is not None and self.admin_token.get_secret_value():
+            named[self.admin_token.get_secret_value()] = ADMIN_TOKEN_NAME
+        return named

@@ -1,0 +1,47 @@
+"""The generated protobuf module is current, the public surfaces are pinned, lifecycles hold."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import otelcost.policy.client
+import otelcost.policy.decisions
+from otelcost.budgets.evaluator import Evaluator
+from otelcost.policy import protogen
+from otelcost.stages import Sink
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("grpc_tools") is None, reason="needs grpcio-tools (dev dependency)"
+)
+def test_generated_protobuf_module_is_current(tmp_path: Path) -> None:
+    for fresh in protogen.generate(tmp_path):
+        committed = protogen.OUTPUT_ROOT / fresh.relative_to(tmp_path)
+        assert committed.read_bytes() == fresh.read_bytes(), (
+            f"{committed} is out of date: run python -m otelcost.policy.protogen"
+        )
+
+
+def test_gateway_client_surface_is_pinned() -> None:
+    assert otelcost.policy.client.__all__ == ["HttpResponse", "PolicyClient", "Transport", "UrllibTransport"]
+    assert otelcost.policy.decisions.__all__ == [
+        "Action",
+        "CheckResult",
+        "Decision",
+        "Exemption",
+        "ScopeValue",
+        "Snapshot",
+        "format_scope",
+    ]
+
+
+def test_the_evaluator_is_a_sink_with_a_safe_lifecycle() -> None:
+    evaluator = Evaluator(budgets=[])
+    assert isinstance(evaluator, Sink)
+    evaluator.shutdown()  # before start
+    evaluator.start()
+    evaluator.shutdown()
+    evaluator.shutdown()  # twice
