@@ -1,0 +1,41 @@
+"""``otelcost config``: show the effective configuration, or check a file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import yaml
+
+from otelcost.cli.common import config_options, load_cli_config
+
+__all__ = ["COMMANDS", "config"]
+
+
+@click.group()
+def config() -> None:
+    """Inspect and validate pipeline configuration."""
+
+
+@config.command()
+@config_options
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def show(config_path: Path | None, data_dir: Path | None, fmt: str) -> None:
+    """Print the effective configuration: defaults < file < OTELCOST_* env < flags."""
+    effective = load_cli_config(config_path, data_dir).model_dump(mode="json")
+    if fmt == "json":
+        click.echo(json.dumps(effective, indent=2))
+    else:
+        click.echo(yaml.safe_dump(effective, sort_keys=False), nl=False)
+
+
+@config.command()
+@config_options
+def check(config_path: Path | None, data_dir: Path | None) -> None:
+    """Validate the configuration; exit 1 with every problem named by its key."""
+    load_cli_config(config_path, data_dir)
+    click.echo(f"{config_path or 'defaults'}: ok")
+
+
+COMMANDS: list[click.Command] = [config]

@@ -1,0 +1,208 @@
+"""Self-metrics in the Prometheus exposition format, served at ``/metrics`` on the API listener.
+
+Stages keep plain counters and know nothing of Prometheus; this module reads them at scrape
+time through a custom collector (prometheus_client's documented pattern for exposing values
+that live elsewhere), so the hot path pays nothing for metrics beyond integer increments.
+Each pipeline gets its own registry, which keeps several pipelines in one process (tests)
+apart. ``docs/metrics.md`` lists every metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from otelcost.lake.writer import LakeWriter
+from otelcost.normalize import NormalizerCounters
+from otelcost.pipeline import IntakeCounters
+from otelcost.receiver.stats import ReceiverStats
+
+__all__ = [
+    "CONTENT_TYPE",
+    "EvaluatorCollector",
+    "NormalizerCollector",
+    "PipelineCollector",
+    "ReceiverCollector",
+    "build_registry",
+    "render",
+]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class PipelineCollector(Collector):
+    def __init__(self, counters: Callable[[], IntakeCounters], lake: LakeWriter) -> None:
+        self._counters = counters
+        self._lake = lake
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._counters()
+        yield _counter("otelcost_export_requests", "Export requests taken in.", c.requests)
+        yield _counter(
+            "otelcost_export_refused_requests",
+            "Export requests refused with a retryable error (pipeline full).",
+            c.refused_requests,
+        )
+        yield _counter("otelcost_spans_received", "Spans in accepted export requests.", c.spans)
+        yield _counter("otelcost_calls", "LLM calls turned into lake rows.", c.calls)
+        yield _labelled_counter(
+            "otelcost_spans_rejected", "Invalid spans rejected (OTLP partial success).", "reason", c.rejected
+        )
+        yield _labelled_counter(
+            "otelcost_spans_dropped", "Spans not turned into rows (not an LLM call ...).", "reason", c.dropped
+        )
+        yield _labelled_counter(
+            "otelcost_calls_by_pricing_status", "LLM calls by pricing status.", "status", c.pricing_status
+        )
+        yield _labelled_counter(
+            "otelcost_calls_by_attribution_status",
+            "LLM calls by attribution status.",
+            "status",
+            c.attribution_status,
+        )
+        lake = self._lake
+        yield _counter("otelcost_lake_rows_written", "Rows written to Parquet.", lake.rows_written)
+        yield _counter("otelcost_lake_files_written", "Parquet files written.", lake.files_written)
+        yield _counter("otelcost_lake_flushes", "Lake flushes.", lake.flushes)
+        yield _counter(
+            "otelcost_lake_flush_errors", "Lake flushes that failed (rows kept).", lake.flush_errors
+        )
+        yield _counter(
+            "otelcost_lake_refused_batches",
+            "Batches refused because the lake buffer was full.",
+            lake.refused_batches,
+        )
+        yield GaugeMetricFamily(
+            "otelcost_lake_buffered_rows",
+            "Rows accepted but not yet written to Parquet.",
+            value=lake.buffered_rows,
+        )
+        yield GaugeMetricFamily(
+            "otelcost_lake_last_flush_seconds",
+            "Duration of the last lake flush.",
+            value=lake.last_flush_seconds,
+        )
+
+
+class NormalizerCollector(Collector):
+    """Convention, attribution and token-conversion counters of the normalizer."""
+
+    def __init__(self, counters: Callable[[], NormalizerCounters]) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._counters()
+        yield _labelled_counter(
+            "otelcost_calls_by_convention",
+            "LLM calls by the convention that recognized them.",
+            "convention",
+            dict(c.calls_by_convention),
+        )
+        yield _counter(
+            "otelcost_calls_incomplete_attribution", "Calls missing a required dimension.", c.incomplete_calls
+        )
+        yield _labelled_counter(
+            "otelcost_calls_missing_dimension",
+            "Calls missing each required dimension.",
+            "dimension",
+            dict(c.missing_by_dimension),
+        )
+        yield _labelled_counter(
+            "otelcost_calls_inherited_dimension",
+            "Calls whose dimension came from an ancestor span.",
+            "dimension",
+            dict(c.inherited_by_dimension),
+        )
+        yield _labelled_counter(
+            "otelcost_usage_conversions",
+            "Token conversions applied to reach GenAI semantics.",
+            "conversion",
+            dict(c.usage_notes),
+        )
+        yield GaugeMetricFamily(
+            "otelcost_trace_memory_spans",
+            "Spans remembered for attribution inheritance and dedup.",
+            value=c.trace_memory_spans,
+        )
+
+
+class ReceiverCollector(Collector):
+    """Requests per protocol and outcome, as the receivers answered them."""
+
+    def __init__(self, stats: dict[str, ReceiverStats | None]) -> None:
+        self._stats = {protocol: s for protocol, s in stats.items() if s is not None}
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "otelcost_receiver_requests",
+            "Export requests by protocol and outcome.",
+            labels=["protocol", "outcome"],
+        )
+        spans = CounterMetricFamily(
+            "otelcost_receiver_spans", "Spans received, by protocol.", labels=["protocol"]
+        )
+        for protocol, stats in sorted(self._stats.items()):
+            snapshot = stats.snapshot()
+            for outcome, count in sorted(snapshot.requests.items()):
+                requests.add_metric([protocol, outcome], count)
+            spans.add_metric([protocol], snapshot.spans)
+        yield requests
+        yield spans
+
+
+# Evaluator figures that only grow; the rest are gauges.
+_EVALUATOR_COUNTERS = frozenset(
+    {
+        "calls_seen",
+        "calls_counted",
+        "duplicates",
+        "dedup_evicted",
+        "late_calls",
+        "consume_errors",
+        "alerts_delivered",
+        "alerts_failed",
+        "alerts_dropped",
+    }
+)
+
+
+class EvaluatorCollector(Collector):
+    """The budget evaluator's figures (docs/budgets.md): ``otelcost_budget_<name>``."""
+
+    def __init__(self, counters: Callable[[], dict[str, float]]) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        for name, value in sorted(self._counters().items()):
+            metric = f"otelcost_budget_{name}"
+            if name in _EVALUATOR_COUNTERS:
+                yield _counter(metric, f"Budget evaluator: {name.replace('_', ' ')}.", value)
+            else:
+                yield GaugeMetricFamily(metric, f"Budget evaluator: {name.replace('_', ' ')}.", value=value)
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
+
+
+def _labelled_counter(
+    name: str, documentation: str, label: str, values: dict[str, int]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], value)
+    return family
+
+
+def build_registry(*collectors: Collector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in collectors:
+        registry.register(collector)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

@@ -1,0 +1,241 @@
+"""The otelcost process at run time: listeners, the event loop, and an orderly stop.
+
+One asyncio event loop hosts the OTLP/gRPC receiver, the OTLP/HTTP receiver and the API
+listener (policy endpoint, ``/metrics``, ``/healthz``, ``/readyz``). The pipeline's stages run
+behind the receivers (``otelcost/pipeline.py``); this module only starts and stops things:
+
+* start: pipeline stages first, then the API, then the receivers, so nothing is accepted before
+  there is somewhere to put it; ``/readyz`` turns 200 once everything is listening.
+* stop (SIGTERM / SIGINT): ``/readyz`` turns 503, the receivers stop accepting and finish the
+  requests in flight (grace period), then the pipeline flushes the lake and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from otelcost import metrics
+from otelcost.config import Config
+from otelcost.configtypes import parse_listen
+from otelcost.errors import ConfigError, OtelcostError
+from otelcost.pipeline import Pipeline
+from otelcost.policy.server import build_api_app
+from otelcost.receiver.grpc import GrpcReceiver
+from otelcost.receiver.http import HttpReceiver
+
+__all__ = ["BackgroundServer", "Server", "check_data_dir"]
+
+log = logging.getLogger("otelcost")
+
+STOP_GRACE_SECONDS = 5.0
+
+
+def check_data_dir(config: Config) -> None:
+    """Fail fast, before any port is bound, when the data directory cannot be written."""
+    try:
+        config.lake_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=config.lake_dir, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"data_dir {config.data_dir} is not writable: {exc.strerror or exc}") from exc
+
+
+class Server:
+    """Runs a :class:`Pipeline` behind its listeners until told to stop."""
+
+    def __init__(self, config: Config, *, pipeline: Pipeline | None = None) -> None:
+        self.config = config
+        self.pipeline = pipeline or Pipeline(config)
+        self.grpc = (
+            GrpcReceiver(config=config.receiver.grpc, intake=self.pipeline)
+            if config.receiver.grpc.enabled
+            else None
+        )
+        self.http = (
+            HttpReceiver(config=config.receiver.http, intake=self.pipeline)
+            if config.receiver.http.enabled
+            else None
+        )
+        self._registry = metrics.build_registry(
+            metrics.PipelineCollector(self.pipeline.counters_snapshot, self.pipeline.lake),
+            metrics.NormalizerCollector(self.pipeline.normalizer.counters_snapshot),
+            metrics.ReceiverCollector(
+                {
+                    "grpc": self.grpc.stats if self.grpc else None,
+                    "http": self.http.stats if self.http else None,
+                }
+            ),
+            metrics.EvaluatorCollector(self.pipeline.evaluator.counters),
+        )
+        self._api_runner: web.AppRunner | None = None
+        self._api_site: web.TCPSite | None = None
+        self._ready = False
+
+    # -- the API listener --------------------------------------------------------------------
+
+    def _api_routes(self) -> Sequence[web.RouteDef]:
+        return [
+            web.get("/healthz", self._healthz),
+            web.get("/readyz", self._readyz),
+            web.get("/metrics", self._metrics),
+        ]
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        if self._ready:
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "not ready"}, status=503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = metrics.render(self._registry)
+        return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    def build_api_app(self) -> web.Application:
+        return build_api_app(
+            evaluator=self.pipeline.evaluator, config=self.config.api, extra_routes=self._api_routes()
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def api_port(self) -> int | None:
+        if self._api_runner is None or not self._api_runner.addresses:
+            return None
+        return int(self._api_runner.addresses[0][1])
+
+    async def start(self) -> None:
+        check_data_dir(self.config)
+        self.pipeline.start()
+        try:
+            if self.config.api.enabled:
+                await self._start_api()
+            if self.grpc is not None:
+                await self.grpc.start()
+            if self.http is not None:
+                await self.http.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._ready = True
+        log.info("otelcost is ready: %s", self.describe())
+
+    async def _start_api(self) -> None:
+        host, port = parse_listen(self.config.api.listen)
+        self._api_runner = web.AppRunner(self.build_api_app(), access_log=None, handle_signals=False)
+        await self._api_runner.setup()
+        self._api_site = web.TCPSite(self._api_runner, host, port, reuse_address=True)
+        try:
+            await self._api_site.start()
+        except OSError as exc:
+            raise OtelcostError(
+                f"cannot listen on {self.config.api.listen} (api.listen): {exc.strerror}"
+            ) from exc
+
+    async def stop(self) -> None:
+        """Stop accepting, finish requests in flight, flush the lake. Safe to call twice."""
+        self._ready = False
+        if self.grpc is not None:
+            await self.grpc.stop(STOP_GRACE_SECONDS)
+        if self.http is not None:
+            await self.http.stop(STOP_GRACE_SECONDS)
+        try:
+            # Flushing writes files: keep the event loop (and /healthz) responsive meanwhile.
+            await asyncio.to_thread(self.pipeline.shutdown)
+        finally:
+            if self._api_runner is not None:
+                await self._api_runner.cleanup()
+                self._api_runner = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.grpc is not None:
+            parts.append(
+                f"OTLP/gRPC on {self.config.receiver.grpc.listen.rsplit(':', 1)[0]}:{self.grpc.port}"
+            )
+        if self.http is not None:
+            parts.append(
+                f"OTLP/HTTP on {self.config.receiver.http.listen.rsplit(':', 1)[0]}:{self.http.port}"
+            )
+        if self.api_port is not None:
+            parts.append(f"API on {self.config.api.listen.rsplit(':', 1)[0]}:{self.api_port}")
+        parts.append(f"lake at {os.fspath(self.config.lake_dir)}")
+        return ", ".join(parts)
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            log.info("otelcost is stopping: draining receivers and flushing the lake")
+            await self.stop()
+
+
+class BackgroundServer:
+    """A :class:`Server` on its own event loop in a background thread.
+
+    For embedding otelcost in another program: ``otelcost demo``, the benchmarks and the
+    end-to-end tests use it to run the real server in-process while they send it traffic::
+
+        with BackgroundServer(config) as running:
+            exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{running.server.grpc.port}", insecure=True)
+    """
+
+    def __init__(
+        self, config: Config, *, pipeline: Pipeline | None = None, start_timeout: float = 30.0
+    ) -> None:
+        self.server = Server(config, pipeline=pipeline)
+        self._start_timeout = start_timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> BackgroundServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="otelcost-server", daemon=True)
+        self._thread.start()
+        if not self._started.wait(self._start_timeout):
+            raise RuntimeError("otelcost server did not start in time")
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            try:
+                await self.server.start()
+            except BaseException as exc:
+                self._error = exc
+                self._started.set()
+                return
+            self._started.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await self.server.stop()
+
+        asyncio.run(main())
+
+    def stop(self) -> None:
+        """Drain, flush and stop; returns when the server has stopped. Safe to call twice."""
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join()
+        self._loop = self._stop = self._thread = None
