@@ -109,14 +109,17 @@ def config_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _command_help(command: click.Command, path: list[str]) -> list[str]:
-    context = click.Context(command, info_name=" ".join(path))
+def _command_help(command: click.Command, path: list[str], parent: click.Context | None = None) -> list[str]:
+    # A context chain like a real invocation's: subcommands inherit the group's context_settings
+    # (``-h``), and click caches each command's help option from the first context it sees.
+    settings = command.context_settings if parent is None else {}
+    context = click.Context(command, info_name=path[-1], parent=parent, **settings)
     lines = [f"## `{' '.join(path)}`\n", "```", command.get_help(context), "```\n"]
     if isinstance(command, click.Group):
         for name in command.list_commands(context):
             sub = command.get_command(context, name)
             if sub is not None and not sub.hidden:
-                lines.extend(_command_help(sub, [*path, name]))
+                lines.extend(_command_help(sub, [*path, name], context))
     return lines
 
 
