@@ -172,27 +172,38 @@ def _rate(value: object, key: str) -> tuple[Decimal, int]:
 
 
 def _amortized(spec: object, key: str) -> dict[str, int]:
-    """A GPU-hour cost spread over measured throughput: exact to the picodollar, half-even."""
+    """A GPU-hour cost spread over the tokens the deployment serves in that hour.
+
+    ``input_tokens_per_hour`` and ``output_tokens_per_hour`` are measured *together* (the same
+    hour of traffic); ``output_weight`` says how many input tokens' worth of GPU time one output
+    token takes (decode is slower than prefill). The input rate is
+    ``usd_per_hour / (input + weight x output)`` and the output rate ``weight`` times that, so
+    an hour of the measured traffic costs the hour, never twice it. Each rate is rounded
+    half-to-even to the picodollar.
+    """
     if not isinstance(spec, Mapping):
         raise RateError(f"{key}: expected a mapping with usd_per_hour and input_tokens_per_hour")
-    unknown = set(spec) - {"usd_per_hour", "input_tokens_per_hour", "output_tokens_per_hour"}
+    unknown = set(spec) - {"usd_per_hour", "input_tokens_per_hour", "output_tokens_per_hour", "output_weight"}
     if unknown:
         raise RateError(f"{key}: unknown key {sorted(unknown)[0]!r}")
     if "usd_per_hour" not in spec or "input_tokens_per_hour" not in spec:
         raise RateError(f"{key}: usd_per_hour and input_tokens_per_hour are required")
     usd = _decimal(spec["usd_per_hour"], f"{key}.usd_per_hour")
-    rates = {}
-    for rate_class, throughput_key in (
-        ("input", "input_tokens_per_hour"),
-        ("output", "output_tokens_per_hour"),
-    ):
-        raw = spec.get(throughput_key, spec["input_tokens_per_hour"])
-        tokens = _decimal(raw, f"{key}.{throughput_key}")
-        if tokens <= 0:
-            raise RateError(f"{key}.{throughput_key}: must be greater than zero")
-        pico = (usd * PICO_PER_USD / tokens).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
-        rates[rate_class] = int(pico)
-    return rates
+    input_tokens = _decimal(spec["input_tokens_per_hour"], f"{key}.input_tokens_per_hour")
+    output_tokens = _decimal(spec.get("output_tokens_per_hour", 0), f"{key}.output_tokens_per_hour")
+    weight = _decimal(spec.get("output_weight", 1), f"{key}.output_weight")
+    if input_tokens < 0 or output_tokens < 0:
+        raise RateError(f"{key}: token throughputs must not be negative")
+    if weight <= 0:
+        raise RateError(f"{key}.output_weight: must be greater than zero")
+    input_equivalents = input_tokens + weight * output_tokens
+    if input_equivalents <= 0:
+        raise RateError(f"{key}: the throughputs must serve some tokens")
+    per_input = usd * PICO_PER_USD / input_equivalents
+    return {
+        "input": int(per_input.quantize(Decimal(1), rounding=ROUND_HALF_EVEN)),
+        "output": int((per_input * weight).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)),
+    }
 
 
 def _rates(spec: Mapping[str, Any], key: str, *, inherit: Rates | None = None) -> Rates:

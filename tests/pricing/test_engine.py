@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from otelcost.errors import PricingError
 from otelcost.pricing import Catalog, Discount, Pricer, PricingConfig
 from otelcost.schema import CALL_SCHEMA, RECORD_SCHEMA
 from tests.pricing.calls import at, calls_table
@@ -394,9 +396,9 @@ def test_user_catalog_amortized_override_and_deployment_alias() -> None:
             ]
         )
     ).to_pylist()
-    # 32.77 USD/hour / 400M input tokens/hour = 81,925 pico per token; / 20M output = 1,638,500
-    # 1e6 x 81925 pico = 0.081925; 1e5 x 1638500 pico = 0.16385
-    assert rows[0]["cost_usd"] == D("0.245775")
+    # 32.77 USD/hour / (400M + 5 x 20M) = 65,540 pico per input token, x 5 = 327,700 per output
+    # 1e6 x 65,540 pico = 0.06554; 1e5 x 327,700 pico = 0.03277
+    assert rows[0]["cost_usd"] == D("0.09831")
     assert rows[0]["price_ref"] == "self_hosted:acme/acme-summarizer-v2@2026-01-01"
     assert rows[1]["cost_usd"] == D("0.8")
     assert rows[2]["cost_usd"] == D("10")
@@ -406,14 +408,14 @@ def test_user_catalog_amortized_override_and_deployment_alias() -> None:
     assert rows[4]["model"] == "prod-gpt4o-eastus"
 
 
-def test_amortized_hour_split_between_prefill_and_decode_costs_exactly_the_hour(tmp_path: Path) -> None:
+def test_an_hour_of_the_measured_traffic_costs_exactly_the_hour(tmp_path: Path) -> None:
     """docs/pricing.md's example: 32.77 USD/hour, 400M input + 20M output tokens measured in the
-    same hour, 20% of the GPU time given to input and 80% to output."""
+    same hour, an output token worth five input tokens of GPU time."""
     path = user_catalog(
         tmp_path,
         "provider: acme\nmodels:\n  - id: acme-summarizer-v2\n    versions:\n      - prices:\n"
-        '          amortized: {usd_per_hour: "32.77", input_tokens_per_hour: 2000000000,'
-        " output_tokens_per_hour: 25000000}\n",
+        '          amortized: {usd_per_hour: "32.77", input_tokens_per_hour: 400000000,'
+        " output_tokens_per_hour: 20000000, output_weight: 5}\n",
         "acme.yaml",
     )
     config = PricingConfig(shipped_catalog=False, catalogs=[path])
@@ -430,10 +432,32 @@ def test_amortized_hour_split_between_prefill_and_decode_costs_exactly_the_hour(
         )
         .to_pylist()
     )
-    # 400M x 16,385 pico = 6.554 (20%); 20M x 1,310,800 pico = 26.216 (80%)
-    assert (rows[0]["input_cost_usd"], rows[0]["output_cost_usd"]) == (D("6.554"), D("26.216"))
+    # 400M x 65,540 pico = 26.216; 20M x 327,700 pico = 6.554: the hour, once
+    assert (rows[0]["input_cost_usd"], rows[0]["output_cost_usd"]) == (D("26.216"), D("6.554"))
     assert rows[0]["cost_usd"] == D("32.77")
-    assert rows[1]["cost_usd"] == D("0.016385")  # the per-1M rate docs/pricing.md shows
+    assert rows[1]["cost_usd"] == D("0.06554")  # the per-1M rate docs/pricing.md shows
+
+
+@pytest.mark.parametrize(
+    ("amortized", "message"),
+    [
+        ({"usd_per_hour": "1"}, "input_tokens_per_hour are required"),
+        ({"usd_per_hour": "1", "input_tokens_per_hour": 0}, "must serve some tokens"),
+        ({"usd_per_hour": "1", "input_tokens_per_hour": 10, "output_weight": 0}, "greater than zero"),
+        ({"usd_per_hour": "1", "input_tokens_per_hour": 10, "gpus": 8}, "unknown key 'gpus'"),
+    ],
+)
+def test_amortized_prices_are_validated(tmp_path: Path, amortized: dict[str, object], message: str) -> None:
+    path = user_catalog(
+        tmp_path,
+        yaml.safe_dump(
+            {"provider": "acme", "models": [{"id": "m", "versions": [{"prices": {"amortized": amortized}}]}]}
+        ),
+        "acme.yaml",
+    )
+    config = PricingConfig(shipped_catalog=False, catalogs=[path])
+    with pytest.raises(PricingError, match=message):
+        Catalog.load(config)
 
 
 # -- against an independent reference ------------------------------------------------------------

@@ -47,6 +47,7 @@ models:
             usd_per_hour: "32.77"
             input_tokens_per_hour: 400000000
             output_tokens_per_hour: 20000000
+            output_weight: 5
 """
 
 CORRECTION = """
@@ -254,11 +255,11 @@ CALLS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
             "gen_ai.usage.input_tokens": 1_000_000,
             "gen_ai.usage.output_tokens": 100_000,
         },
-        # 32.77 USD/h / 400M = 81,925 pico per input token; / 20M = 1,638,500 per output token:
-        # 1e6 x 81,925 = 0.081925; 1e5 x 1,638,500 = 0.16385
+        # 32.77 USD/h / (400M + 5 x 20M) = 65,540 pico per input token, x 5 = 327,700 per
+        # output token: 1e6 x 65,540 = 0.06554; 1e5 x 327,700 = 0.03277
         {
-            "cost_usd": D("0.245775"),
-            "effective_cost_usd": D("0.245775"),
+            "cost_usd": D("0.09831"),
+            "effective_cost_usd": D("0.09831"),
             "price_ref": "acme:acme/acme-summarizer-v2@2026-01-01",
         },
     ),
