@@ -29,6 +29,7 @@ from otelcost.errors import ConfigError
 from otelcost.normalize.config import AttributionConfig
 from otelcost.policy.config import ApiConfig
 from otelcost.pricing.config import PricingConfig
+from otelcost.spool.config import SpoolConfig
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -110,6 +111,7 @@ class Config(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     receiver: ReceiverConfig = ReceiverConfig()
     lake: LakeConfig = LakeConfig()
+    spool: SpoolConfig = SpoolConfig()
     attribution: AttributionConfig = AttributionConfig()
     pricing: PricingConfig = PricingConfig()
     budgets: list[BudgetConfig] = Field(default_factory=list, description="Spend budgets (docs/budgets.md).")
@@ -119,6 +121,10 @@ class Config(BaseSettings):
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
 
     @property
     def budgets_dir(self) -> Path:

@@ -17,8 +17,9 @@ from prometheus_client.registry import Collector
 
 from otelcost.lake.writer import LakeWriter
 from otelcost.normalize import NormalizerCounters
-from otelcost.pipeline import IntakeCounters
+from otelcost.pipeline import IntakeCounters, ReplayCounters
 from otelcost.receiver.stats import ReceiverStats
+from otelcost.spool import Spool
 
 __all__ = [
     "CONTENT_TYPE",
@@ -26,6 +27,7 @@ __all__ = [
     "NormalizerCollector",
     "PipelineCollector",
     "ReceiverCollector",
+    "SpoolCollector",
     "build_registry",
     "render",
 ]
@@ -151,6 +153,72 @@ class ReceiverCollector(Collector):
             spans.add_metric([protocol], snapshot.spans)
         yield requests
         yield spans
+
+
+class SpoolCollector(Collector):
+    """The durable spool (docs/durability.md): appends, fsyncs, refusals, depth, the replay."""
+
+    def __init__(self, spool: Spool, replayed: Callable[[], ReplayCounters]) -> None:
+        self._spool = spool
+        self._replayed = replayed
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._spool.stats()
+        yield _counter("otelcost_spool_appends", "Records appended to the spool.", s.appends)
+        yield _counter(
+            "otelcost_spool_appended_bytes", "Payload bytes appended to the spool.", s.bytes_appended
+        )
+        yield _counter(
+            "otelcost_spool_fsyncs",
+            "fsync/fdatasync calls of the spool (commits, rolls, directory, checkpoint).",
+            s.fsyncs,
+        )
+        yield _counter(
+            "otelcost_spool_fsync_seconds", "Time spent in the spool's fsyncs.", s.fsync_seconds_total
+        )
+        yield _counter(
+            "otelcost_spool_commits",
+            "Group commits that acknowledged appends (appends / commits = batching).",
+            s.commits,
+        )
+        yield _labelled_counter(
+            "otelcost_spool_refused",
+            "Appends refused: full = spool.max_size reached, io = the disk refused.",
+            "reason",
+            {"full": s.refused_full, "io": s.refused_io},
+        )
+        yield GaugeMetricFamily(
+            "otelcost_spool_depth_records",
+            "Spool records not yet confirmed in the lake (replayed after a crash).",
+            value=s.depth,
+        )
+        yield GaugeMetricFamily(
+            "otelcost_spool_size_bytes",
+            "On-disk bytes of the spool records not yet checkpointed.",
+            value=s.size_bytes,
+        )
+        yield GaugeMetricFamily("otelcost_spool_segments", "Spool segment files.", value=s.segments)
+        yield GaugeMetricFamily(
+            "otelcost_spool_checkpointed_seq",
+            "Highest spool seq confirmed in the lake.",
+            value=s.checkpointed_seq,
+        )
+        yield GaugeMetricFamily("otelcost_spool_last_seq", "Highest spool seq appended.", value=s.last_seq)
+        r = self._replayed()
+        yield _counter(
+            "otelcost_spool_replayed_records",
+            "Spool records replayed into the lake and the budgets at start.",
+            r.records,
+        )
+        yield _counter("otelcost_spool_replayed_rows", "Rows replayed from the spool at start.", r.rows)
+        yield _counter(
+            "otelcost_spool_replay_skipped_records",
+            "Spool records not replayed at start because a lake file already held them.",
+            r.records_in_lake,
+        )
+        yield GaugeMetricFamily(
+            "otelcost_spool_replay_seconds", "Duration of the replay at start.", value=r.seconds
+        )
 
 
 # Evaluator figures that only grow; the rest are gauges.

@@ -5,26 +5,42 @@
     receiver (gRPC, HTTP) --ExportTraceServiceRequest--> Pipeline.export
         -> Normalizer.normalize   request -> CALL_SCHEMA table (LLM calls only, attributed)
         -> Pricer.price           CALL_SCHEMA -> RECORD_SCHEMA (exact cost columns)
+        -> LakeWriter.reserve     room in the lake buffer, or a retryable refusal
+        -> Spool.append           Arrow IPC bytes, fsynced (group commit): the ack's guarantee
         -> sinks, in order        LakeWriter (Parquet), then the budget Evaluator (decisions)
+    lake flush --on_seqs_durable--> CheckpointTracker --contiguous prefix--> Spool.checkpoint
 
 Data flows one way. Stages never call each other; each is handed its input here. The lake writer
-comes first among the sinks because it is the one that may refuse a batch (its buffer is full):
-a refusal before any sink has taken the batch leaves nothing half-applied, and the sender's retry
-is then the only copy. The budget evaluator de-duplicates by (trace_id, span_id), so a retried
-request never counts twice there either.
+is the one sink that may refuse a batch (its buffer is full), and a refusal must come before the
+spool append: a batch that is in the spool is replayed after a crash whatever the sender does,
+so if the lake refused it after the append, the sender's retry would put it in the lake a second
+time. The pipeline therefore reserves room in the lake buffer first (refusing there leaves
+nothing anywhere), appends, then hands the batch to the lake (which takes the reservation and
+cannot refuse) and to the evaluator. The budget evaluator de-duplicates by (trace_id, span_id),
+so a retried request never counts twice there either.
+
+Replay (``start``): the lake recovers, the evaluator rebuilds its open windows from the lake,
+then every spool record after the checkpoint is read back. The rows of a record that a lake file
+already holds (the file names the record's seq in its footer, ``lake/seqs.py``: a crash came
+between the file's rename and the checkpoint) are skipped; the rest go to the lake writer and
+the evaluator, as the live path would have. Only then do the receivers accept (``server.py``).
+docs/durability.md, "Pipeline", states the guarantees.
 
 The work of one request runs on the caller's thread (the receivers' event loop): normalizing and
 pricing are vectorised and take well under a millisecond per hundred spans, and doing them inline
-means a request is acknowledged only once its rows are in the lake writer's buffer.
+means a request is acknowledged only once its rows are in the spool and the lake writer's buffer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,13 +48,20 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otelcost.budgets import Evaluator
 from otelcost.config import Config
+from otelcost.errors import LakeError, OtelcostError, TransientIngestError
+from otelcost.lake.files import conform_stored, read_partition_seqs, split_by_day
+from otelcost.lake.seqs import SeqSet
 from otelcost.lake.writer import LakeWriter
-from otelcost.normalize import Normalizer
+from otelcost.normalize import Normalizer, NormalizeResult
 from otelcost.pricing import Catalog, Pricer
 from otelcost.receiver.intake import ExportOutcome
+from otelcost.spool import Spool, SpoolError
+from otelcost.spool.tracker import CheckpointTracker
 from otelcost.stages import Sink
 
-__all__ = ["IntakeCounters", "Pipeline"]
+__all__ = ["IntakeCounters", "Pipeline", "ReplayCounters", "decode_batch", "encode_batch"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,6 +94,40 @@ class IntakeCounters:
         )
 
 
+@dataclass
+class ReplayCounters:
+    """What the last start replayed from the spool (read by the metrics endpoint)."""
+
+    records: int = 0
+    """Records whose rows (some or all) were handed to the sinks again."""
+    rows: int = 0
+    records_in_lake: int = 0
+    """Records every row of which a lake file already held: skipped."""
+    rows_in_lake: int = 0
+    seconds: float = 0.0
+
+
+def encode_batch(batch: pa.Table) -> pa.Buffer:
+    """A priced batch as the bytes of one spool record: an Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_table(batch)
+    return sink.getvalue()
+
+
+def decode_batch(payload: bytes, *, seq: int) -> pa.Table:
+    """The inverse of :func:`encode_batch`, in today's RECORD_SCHEMA (columns added since the
+    record was written are NULL). Raises SpoolError for bytes that are not such a batch."""
+    try:
+        table = pa.ipc.open_stream(payload).read_all()
+    except (pa.ArrowException, OSError) as exc:
+        raise SpoolError(f"spool record {seq} is not an Arrow batch of priced calls: {exc}") from exc
+    try:
+        return conform_stored(table, source=f"spool record {seq}")
+    except LakeError as exc:
+        raise SpoolError(str(exc)) from exc
+
+
 def _value_counts(column: pa.ChunkedArray) -> dict[str, int]:
     counts = pc.value_counts(column)
     return {
@@ -100,9 +157,16 @@ class Pipeline:
         self.config = config
         self.normalizer = Normalizer(config.attribution)
         self.pricer = Pricer(Catalog.load(config.pricing), config.pricing)
-        self.lake = LakeWriter(lake_dir=config.lake_dir, config=config.lake)
+        self.spool = Spool(config.spool_dir, config=config.spool) if config.spool.enabled else None
+        self.lake = LakeWriter(
+            lake_dir=config.lake_dir,
+            config=config.lake,
+            on_seqs_durable=self._seqs_durable if self.spool is not None else None,
+        )
         self.evaluator = Evaluator.from_config(config, clock_ns=clock_ns)
         self.sinks: tuple[Sink, ...] = (self.lake, self.evaluator, *extra_sinks)
+        self.replayed = ReplayCounters()
+        self._tracker = CheckpointTracker()
         self._clock_ns = clock_ns
         self._counters = IntakeCounters()
         self._lock = threading.Lock()
@@ -111,17 +175,36 @@ class Pipeline:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the sinks in data-flow order: the lake recovers before the evaluator rebuilds
-        its open windows from it."""
-        for sink in self.sinks:
-            sink.start()
+        """Open the spool, start the sinks in data-flow order, then replay the spool.
+
+        The spool starts first: a damaged log or a second process on the same directory stops
+        everything before a file is touched. The lake recovers before the evaluator rebuilds its
+        open windows from it, and the replay comes last ("rebuild first, then replay",
+        ``budgets/rebuild.py``). On failure, whatever was started is stopped again.
+        """
+        try:
+            if self.spool is not None:
+                self.spool.start()
+                self._tracker = CheckpointTracker(self.spool.checkpointed_seq)
+            for sink in self.sinks:
+                sink.start()
+            if self.spool is not None:
+                self._replay(self.spool)
+        except BaseException:
+            try:
+                self.shutdown()
+            except Exception:
+                log.exception("stopping the pipeline after a failed start failed too")
+            raise
         self._started = True
 
     def shutdown(self) -> None:
-        """Flush and stop every sink, in data-flow order. Idempotent; safe before start().
+        """Flush and stop every sink, in data-flow order, then the spool. Idempotent; safe
+        before start().
 
         Every sink is shut down even when one fails; the first failure is raised afterwards
-        (the lake writer raises ``LakeError`` naming rows it could not write).
+        (the lake writer raises ``LakeError`` naming rows it could not write). The spool stops
+        last, because the lake's final flush checkpoints it.
         """
         failure: BaseException | None = None
         for sink in self.sinks:
@@ -129,21 +212,162 @@ class Pipeline:
                 sink.shutdown()
             except Exception as exc:
                 failure = failure or exc
+        if self.spool is not None:
+            try:
+                self._checkpoint(self.spool, self._tracker.prefix)
+            except Exception as exc:  # the records are replayed (and skipped) at the next start
+                log.warning("the final spool checkpoint failed: %s", exc)
+            self.spool.shutdown()
         self._started = False
         if failure is not None:
             raise failure
 
+    # -- the spool -------------------------------------------------------------------------
+
+    def _seqs_durable(self, seqs: list[int]) -> None:
+        """The lake writer's hook, on its flush thread (never the event loop): checkpoint."""
+        prefix = self._tracker.mark(seqs)
+        if prefix is not None and self.spool is not None:
+            self._checkpoint(self.spool, prefix)
+
+    @staticmethod
+    def _checkpoint(spool: Spool, seq: int) -> None:
+        # checkpoint() ignores a seq at or below the current one, so racing callers (the flush
+        # thread, the end of the replay, shutdown) cannot move it backwards.
+        if seq > spool.checkpointed_seq:
+            spool.checkpoint(seq)
+
+    def _replay(self, spool: Spool) -> None:
+        """Hand every spool record after the checkpoint to the sinks, minus the rows the lake has.
+
+        Runs before the receivers accept, on the starting thread. The lake buffer is flushed
+        whenever it holds ``lake.max_buffer_rows`` rows, and once at the end, so the replay
+        is in Parquet (and checkpointed) before new data arrives; a failed flush keeps the rows
+        for the writer's next attempt, as on the live path.
+        """
+        if spool.depth == 0:
+            return
+        started = time.monotonic()
+        counters = ReplayCounters()
+        in_lake: dict[date, SeqSet] = {}  # per day: the seqs that day's files already hold
+        for record in spool.replay():
+            batch = decode_batch(record.payload, seq=record.seq)
+            fresh = []
+            for day, part in split_by_day(batch):
+                if day not in in_lake:
+                    in_lake[day] = read_partition_seqs(self.config.lake_dir, day)
+                if record.seq in in_lake[day]:
+                    counters.rows_in_lake += part.num_rows
+                else:
+                    fresh.append(part)
+            if not fresh:
+                counters.records_in_lake += 1
+                self._tracker.mark([record.seq])
+                continue
+            rows = fresh[0] if len(fresh) == 1 else pa.concat_tables(fresh)
+            with self._lock:
+                self.lake.consume_unbounded(rows, spool_seq=record.seq)
+                for sink in self.sinks[1:]:
+                    sink.consume(rows)
+            counters.records += 1
+            counters.rows += rows.num_rows
+            if self.lake.buffered_rows >= self.config.lake.max_buffer_rows:
+                self._flush_replayed()
+        self._flush_replayed()
+        self._checkpoint(spool, self._tracker.prefix)
+        counters.seconds = time.monotonic() - started
+        self.replayed = counters
+        log.info(
+            "spool replay: %d record(s) after checkpoint %d; %d record(s) (%d rows) handed to the "
+            "lake and the budgets, %d record(s) (%d rows) already in the lake; %.2fs",
+            counters.records + counters.records_in_lake,
+            spool.recovery.checkpointed_seq if spool.recovery else 0,
+            counters.records,
+            counters.rows,
+            counters.records_in_lake,
+            counters.rows_in_lake,
+            counters.seconds,
+        )
+
+    def _flush_replayed(self) -> None:
+        try:
+            self.lake.flush()
+        except LakeError as exc:
+            log.error("lake flush during the spool replay failed, rows kept for the next attempt: %s", exc)
+
     # -- data path ---------------------------------------------------------------------------
 
     def process(self, request: ExportTraceServiceRequest) -> ExportOutcome:
-        """Run one request through every stage; what ``export`` does, callable without a loop."""
+        """Run one request through every stage; what ``export`` does, callable without a loop
+        (it blocks for the spool's fsync)."""
+        result, priced = self._prepare(request)
+        if self.spool is None or priced.num_rows == 0:
+            return self._deliver(result, priced, None)
+        self._reserve(priced.num_rows)
+        try:
+            seq = self.spool.append_sync(encode_batch(priced))
+        except BaseException as exc:
+            self._unreserve(priced.num_rows, exc)
+            raise
+        return self._deliver(result, priced, seq)
+
+    async def export(self, request: ExportTraceServiceRequest) -> ExportOutcome:
+        result, priced = self._prepare(request)
+        if self.spool is None or priced.num_rows == 0:
+            return self._deliver(result, priced, None)  # nothing to make durable
+        self._reserve(priced.num_rows)
+        # Once appended, the batch must reach the lake writer even if the request is cancelled
+        # (client gone, receiver stopping): an appended seq the lake never sees would hold the
+        # checkpoint back for good. So the append and the hand-over run as one shielded task.
+        task = asyncio.ensure_future(self._spool_and_deliver(self.spool, result, priced))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_retrieve_failure)
+            raise
+
+    async def _spool_and_deliver(
+        self, spool: Spool, result: NormalizeResult, priced: pa.Table
+    ) -> ExportOutcome:
+        try:
+            seq = await spool.append(encode_batch(priced))
+        except BaseException as exc:
+            self._unreserve(priced.num_rows, exc)
+            raise
+        return self._deliver(result, priced, seq)
+
+    def _prepare(self, request: ExportTraceServiceRequest) -> tuple[NormalizeResult, pa.Table]:
         received_at_ns = self._clock_ns()
         result = self.normalizer.normalize(request, received_at_ns=received_at_ns)
-        priced = self.pricer.price(result.calls)
+        return result, self.pricer.price(result.calls)
+
+    def _reserve(self, rows: int) -> None:
+        try:
+            self.lake.reserve(rows)
+        except TransientIngestError:
+            with self._lock:
+                self._counters.refused_requests += 1
+            raise
+
+    def _unreserve(self, rows: int, exc: BaseException) -> None:
+        self.lake.release(rows)
+        if isinstance(exc, TransientIngestError):  # the spool is full or the disk refused
+            with self._lock:
+                self._counters.refused_requests += 1
+
+    def _deliver(self, result: NormalizeResult, priced: pa.Table, seq: int | None) -> ExportOutcome:
+        """Hand the batch to the sinks (spool record ``seq``, reserved in the lake) and count it."""
         with self._lock:
             try:
-                for sink in self.sinks:
-                    sink.consume(priced)
+                if seq is None:
+                    for sink in self.sinks:
+                        sink.consume(priced)
+                else:
+                    # Refused only when the lake writer has stopped; the record stays in the
+                    # spool, un-checkpointed, and is replayed at the next start.
+                    self.lake.consume(priced, spool_seq=seq, reserved=True)
+                    for sink in self.sinks[1:]:
+                        sink.consume(priced)
             except Exception:
                 self._counters.refused_requests += 1
                 raise
@@ -151,9 +375,6 @@ class Pipeline:
         if result.rejected:
             return ExportOutcome(result.rejected, _partial_success_message(result.rejected_reasons))
         return ExportOutcome()
-
-    async def export(self, request: ExportTraceServiceRequest) -> ExportOutcome:
-        return self.process(request)
 
     def _count(
         self,
@@ -175,3 +396,13 @@ class Pipeline:
     def counters_snapshot(self) -> IntakeCounters:
         with self._lock:
             return self._counters.copy()
+
+
+def _retrieve_failure(task: asyncio.Future[ExportOutcome]) -> None:
+    """Done-callback of a shielded export whose caller went away: log instead of
+    "exception never retrieved"."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        if isinstance(exc, OtelcostError):
+            log.info("an export whose caller went away was refused: %s", exc)
+        else:
+            log.error("an export whose caller went away failed", exc_info=exc)

@@ -4,10 +4,12 @@ One asyncio event loop hosts the OTLP/gRPC receiver, the OTLP/HTTP receiver and 
 listener (policy endpoint, ``/metrics``, ``/healthz``, ``/readyz``). The pipeline's stages run
 behind the receivers (``otelcost/pipeline.py``); this module only starts and stops things:
 
-* start: pipeline stages first, then the API, then the receivers, so nothing is accepted before
-  there is somewhere to put it; ``/readyz`` turns 200 once everything is listening.
+* start: pipeline stages first (the spool is validated and replayed into the lake and the
+  budgets before anything listens), then the API, then the receivers, so nothing is accepted
+  before there is somewhere to put it; ``/readyz`` turns 200 once everything is listening.
 * stop (SIGTERM / SIGINT): ``/readyz`` turns 503, the receivers stop accepting and finish the
-  requests in flight (grace period), then the pipeline flushes the lake and stops.
+  requests in flight (grace period), then the pipeline flushes the lake, checkpoints the spool
+  and stops.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class Server:
                 }
             ),
             metrics.EvaluatorCollector(self.pipeline.evaluator.counters),
+            *(
+                [metrics.SpoolCollector(self.pipeline.spool, lambda: self.pipeline.replayed)]
+                if self.pipeline.spool is not None
+                else []
+            ),
         )
         self._api_runner: web.AppRunner | None = None
         self._api_site: web.TCPSite | None = None
@@ -168,6 +175,8 @@ class Server:
         if self.api_port is not None:
             parts.append(f"API on {self.config.api.listen.rsplit(':', 1)[0]}:{self.api_port}")
         parts.append(f"lake at {os.fspath(self.config.lake_dir)}")
+        if self.pipeline.spool is not None:
+            parts.append(f"spool at {os.fspath(self.config.spool_dir)}")
         return ", ".join(parts)
 
     async def run_until(self, stop: asyncio.Event) -> None:

@@ -41,7 +41,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -55,16 +55,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from otelcost.errors import LakeError
+from otelcost.lake.seqs import SeqSet, read_file_seqs, with_seqs
 from otelcost.schema import PARTITION_COLUMN, RECORD_SCHEMA
 
 __all__ = [
     "TABLE_NAME",
     "PartialWriteError",
     "conform",
+    "conform_stored",
+    "days_of",
     "lake_lock",
     "list_partitions",
     "partition_dir",
     "read_partition",
+    "read_partition_seqs",
     "recover",
     "replace_partition",
     "sort_by_ts",
@@ -216,7 +220,7 @@ def conform(table: pa.Table) -> pa.Table:
         raise LakeError(f"batch does not have the record schema: {exc}") from exc
 
 
-def _conform_by_name(table: pa.Table, source: Path) -> pa.Table:
+def _conform_by_name(table: pa.Table, source: object) -> pa.Table:
     """Schema evolution on read: columns matched by name, columns a file lacks become NULL."""
     extra = sorted(set(table.column_names) - set(RECORD_SCHEMA.names) - {PARTITION_COLUMN})
     if extra:
@@ -232,6 +236,15 @@ def _conform_by_name(table: pa.Table, source: Path) -> pa.Table:
         else:
             columns.append(pa.nulls(table.num_rows, field.type))
     return pa.Table.from_arrays(columns, schema=RECORD_SCHEMA)
+
+
+def conform_stored(table: pa.Table, *, source: str) -> pa.Table:
+    """A table read back from storage (a file, a spool record) in RECORD_SCHEMA.
+
+    Columns are matched by name and the ones it lacks (written by an older otelcost) become
+    NULL; a column this version does not know raises LakeError naming ``source``.
+    """
+    return _conform_by_name(table, source)
 
 
 # -- splitting by day ----------------------------------------------------------------------------
@@ -259,6 +272,15 @@ def split_by_day(table: pa.Table) -> list[tuple[date, pa.Table]]:
         (_EPOCH + timedelta(days=int(number)), table.filter(pa.array(days == number)))
         for number in np.unique(days)
     ]
+
+
+def days_of(table: pa.Table) -> list[date]:
+    """The UTC days of ``ts`` in ``table``, oldest first: the partitions its rows go to."""
+    if table.num_rows == 0:
+        return []
+    if table["ts"].null_count:
+        raise LakeError("ts must not be NULL: it decides the partition")
+    return [_EPOCH + timedelta(days=int(number)) for number in np.unique(_epoch_days(table))]
 
 
 def sort_by_ts(table: pa.Table) -> pa.Table:
@@ -330,8 +352,13 @@ def write_files(
     *,
     compression: str = DEFAULT_COMPRESSION,
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+    spool_seqs: Mapping[date, SeqSet] | None = None,
 ) -> list[Path]:
     """Write a RECORD_SCHEMA table as one new file per UTC day of ``ts``; return the files.
+
+    ``spool_seqs`` names, per day, the spool records whose rows are in the table; each day's file
+    records its set in the footer (``otelcost/lake/seqs.py``) so that a replay after a crash can
+    tell which records already reached the lake.
 
     All or nothing: every file is first written under a hidden ``.tmp`` name and fsynced, then
     all are renamed into place and the directories fsynced. If anything fails, the files already
@@ -357,7 +384,13 @@ def write_files(
             final = directory / _new_file_name()
             temp = directory / f".{final.name}{TEMP_SUFFIX}"
             staged.append(_Staged(day, temp, final))
-            _write_parquet(temp, part, compression=compression, row_group_size=row_group_size)
+            seqs = spool_seqs.get(day) if spool_seqs else None
+            _write_parquet(
+                temp,
+                with_seqs(part, seqs) if seqs else part,
+                compression=compression,
+                row_group_size=row_group_size,
+            )
     except (OSError, pa.ArrowException) as exc:
         for item in staged:
             _unlink_quietly(item.temp)
@@ -408,6 +441,21 @@ def read_partition(lake_dir: Path, day: date) -> pa.Table:
     if not tables:
         return RECORD_SCHEMA.empty_table()
     return pa.concat_tables(tables)
+
+
+def read_partition_seqs(lake_dir: Path, day: date) -> SeqSet:
+    """The spool seqs recorded in the footers of one day's files (see ``lake/seqs.py``).
+
+    Reads one footer per file; a footer that cannot be read raises LakeError, because guessing
+    either way could duplicate or drop replayed rows.
+    """
+    seqs = [SeqSet()]
+    for path in _data_files(partition_dir(lake_dir, day)):
+        try:
+            seqs.append(read_file_seqs(path))
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            raise _io_error(f"read the footer of {path}", exc) from exc
+    return seqs[0].union(*seqs[1:])
 
 
 # -- replacing a partition ----------------------------------------------------------------------------
@@ -472,6 +520,8 @@ def replace_partition(
     partition. The caller must hold ``lake_lock(lake_dir)`` exclusively; every row's ``ts``
     must fall on ``day`` (UTC), otherwise ValueError. When it raises LakeError, the day holds
     its old content or (if only the clean-up after the swap failed) its new one, never a mix.
+    The new file keeps the union of the spool seqs the old files recorded, so a spool replay
+    after the rewrite still recognises rows that are in the lake (``lake/seqs.py``).
     """
     table = conform(table)
     if table.num_rows:
@@ -486,6 +536,7 @@ def replace_partition(
     token = uuid.uuid4().hex[:12]
     built = staging / _staging_name(day, "new", token)
     retired = staging / _staging_name(day, "old", token)
+    kept_seqs = read_partition_seqs(lake_dir, day) if table.num_rows else SeqSet()
     try:
         staging.mkdir(parents=True, exist_ok=True)
         table_dir(lake_dir).mkdir(parents=True, exist_ok=True)
@@ -498,7 +549,7 @@ def replace_partition(
         built.mkdir()
         _write_parquet(
             built / _new_file_name(),
-            sort_by_ts(table),
+            with_seqs(sort_by_ts(table), kept_seqs),
             compression=compression,
             row_group_size=row_group_size,
         )

@@ -14,8 +14,16 @@ half-applied; this happens when the disk is slower than the traffic, or failing.
 A failed write (disk full, permissions) loses nothing: the rows go back to the front of the
 buffer, ``flush_errors`` counts it, and the next interval tries again. Rows are written in
 the order they were consumed, and a flush is all or nothing, so ``on_flushed(files, rows)``
-means exactly "the oldest ``rows`` rows not reported before are now durable" (the spool
-checkpoint relies on that).
+means exactly "the oldest ``rows`` rows not reported before are now durable".
+
+Spool records: a batch consumed with ``spool_seq=N`` holds the rows of spool record N. Each
+file records the seqs of the rows it holds (``lake/seqs.py``), and after every successful flush
+``on_seqs_durable(seqs)`` names the records whose rows are now *all* in Parquet (a half-failed
+flush can leave part of a record for the next one); the pipeline turns that into the spool
+checkpoint. A spooled batch must never be refused after its append: the sender would retry a
+batch that the spool replays anyway, and the lake would get it twice. So the pipeline first
+:meth:`LakeWriter.reserve` s room in the buffer (which may refuse), then appends to the spool,
+then consumes with ``reserved=True``, which takes the reservation instead of checking the bound.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Final
 
@@ -34,12 +44,14 @@ from otelcost.errors import LakeError, TransientIngestError
 from otelcost.lake.files import (
     PartialWriteError,
     conform,
+    days_of,
     lake_lock,
     recover,
     split_by_day,
     table_dir,
     write_files,
 )
+from otelcost.lake.seqs import SeqSet
 
 __all__ = ["BUFFER_BOUND_FACTOR", "LakeWriter"]
 
@@ -49,6 +61,24 @@ BUFFER_BOUND_FACTOR: Final = 4
 """The buffer refuses batches beyond this many times ``lake.max_buffer_rows`` rows."""
 
 FlushedCallback = Callable[[list[Path], int], None]
+SeqsDurableCallback = Callable[[list[int]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A consumed batch and the spool record its rows came from (None: not spooled)."""
+
+    table: pa.Table
+    seq: int | None
+
+
+def _seqs_by_day(entries: list[_Entry]) -> dict[date, SeqSet]:
+    days: dict[date, set[int]] = {}
+    for entry in entries:
+        if entry.seq is not None:
+            for day in days_of(entry.table):
+                days.setdefault(day, set()).add(entry.seq)
+    return {day: SeqSet.of(seqs) for day, seqs in days.items()}
 
 
 class LakeWriter:
@@ -60,18 +90,25 @@ class LakeWriter:
     """
 
     def __init__(
-        self, *, lake_dir: Path, config: LakeConfig, on_flushed: FlushedCallback | None = None
+        self,
+        *,
+        lake_dir: Path,
+        config: LakeConfig,
+        on_flushed: FlushedCallback | None = None,
+        on_seqs_durable: SeqsDurableCallback | None = None,
     ) -> None:
         self.lake_dir = Path(lake_dir)
         self.config = config
         self._on_flushed = on_flushed
+        self._on_seqs_durable = on_seqs_durable
         self._interval = config.flush_interval.total_seconds()
         self._hard_limit = BUFFER_BOUND_FACTOR * config.max_buffer_rows
 
         self._lock = threading.Lock()  # guards the buffer and the counters below
-        self._buffer: list[pa.Table] = []
+        self._buffer: list[_Entry] = []
         self._buffer_rows = 0
         self._inflight_rows = 0
+        self._reserved_rows = 0  # room promised to spooled batches not yet consumed
         self._flush_lock = threading.Lock()  # one flush at a time
         self._wake = threading.Event()
         self._stopping = False
@@ -128,32 +165,74 @@ class LakeWriter:
         with self._lock:
             return self._buffer_rows + self._inflight_rows
 
-    def consume(self, batch: pa.Table) -> None:
+    def _check_room(self, rows: int) -> None:
+        """Refuse ``rows`` more when stopped or beyond the bound (called with the lock held)."""
+        if self._stopped:
+            self.refused_batches += 1
+            raise TransientIngestError("the lake writer has stopped", retry_after=self._interval)
+        pending = self._buffer_rows + self._inflight_rows + self._reserved_rows
+        if pending and pending + rows > self._hard_limit:
+            self.refused_batches += 1
+            raise TransientIngestError(
+                f"the lake writer's buffer is full ({pending} rows waiting to be written)",
+                retry_after=self._interval,
+            )
+
+    def reserve(self, rows: int) -> None:
+        """Promise room for ``rows`` rows to a batch that is about to be spooled.
+
+        Raises TransientIngestError exactly when :meth:`consume` would refuse the batch. Every
+        reservation ends in ``consume(..., reserved=True)`` or :meth:`release`.
+        """
+        with self._lock:
+            self._check_room(rows)
+            self._reserved_rows += rows
+
+    def release(self, rows: int) -> None:
+        """Give back a reservation whose batch will not come (its spool append failed)."""
+        with self._lock:
+            self._reserved_rows = max(0, self._reserved_rows - rows)
+
+    def consume(self, batch: pa.Table, *, spool_seq: int | None = None, reserved: bool = False) -> None:
         """Take a RECORD_SCHEMA batch into the buffer; never waits for I/O.
 
-        Raises TransientIngestError when the buffer is full (the sender should retry after
-        ``retry_after`` seconds), LakeError when the batch does not have the record schema.
+        ``spool_seq`` is the spool record the batch came from. ``reserved`` consumes a
+        :meth:`reserve` d batch: it takes the reservation and is refused only when the writer
+        has stopped. Raises TransientIngestError when the buffer is full (the sender should
+        retry after ``retry_after`` seconds), LakeError when the batch does not have the record
+        schema.
         """
-        batch = conform(batch)
         rows = batch.num_rows
+        try:
+            batch = conform(batch)
+        except LakeError:
+            if reserved:
+                self.release(rows)
+            raise
         if rows == 0:
             return
         with self._lock:
-            if self._stopped:
-                self.refused_batches += 1
-                raise TransientIngestError("the lake writer has stopped", retry_after=self._interval)
-            pending = self._buffer_rows + self._inflight_rows
-            if pending and pending + rows > self._hard_limit:
-                self.refused_batches += 1
-                raise TransientIngestError(
-                    f"the lake writer's buffer is full ({pending} rows waiting to be written)",
-                    retry_after=self._interval,
-                )
-            self._buffer.append(batch)
+            if reserved:
+                self._reserved_rows = max(0, self._reserved_rows - rows)
+                if self._stopped:
+                    self.refused_batches += 1
+                    raise TransientIngestError("the lake writer has stopped", retry_after=self._interval)
+            else:
+                self._check_room(rows)
+            self._buffer.append(_Entry(batch, spool_seq))
             self._buffer_rows += rows
             full = self._buffer_rows >= self.config.max_buffer_rows
         if full:
             self._wake.set()
+
+    def consume_unbounded(self, batch: pa.Table, *, spool_seq: int | None = None) -> None:
+        """Take a batch whatever the bound: for the spool replay at start, which flushes itself."""
+        batch = conform(batch)
+        if batch.num_rows == 0:
+            return
+        with self._lock:
+            self._buffer.append(_Entry(batch, spool_seq))
+            self._buffer_rows += batch.num_rows
 
     def flush(self) -> int:
         """Write everything buffered now; return the number of rows written.
@@ -162,25 +241,27 @@ class LakeWriter:
         """
         with self._flush_lock:
             with self._lock:
-                tables, rows = self._buffer, self._buffer_rows
+                entries, rows = self._buffer, self._buffer_rows
                 self._buffer, self._buffer_rows, self._inflight_rows = [], 0, rows
             if rows == 0:
                 return 0
             started = time.perf_counter()
             try:
-                table = pa.concat_tables(tables)
+                table = pa.concat_tables([entry.table for entry in entries])
                 with lake_lock(self.lake_dir, shared=True):
                     paths = write_files(
                         self.lake_dir,
                         table,
                         compression=self.config.compression,
                         row_group_size=self.config.row_group_size,
+                        spool_seqs=_seqs_by_day(entries),
                     )
             except PartialWriteError as exc:
-                self._keep_unpublished(tables, exc)
+                kept = self._keep_unpublished(entries, exc)
+                self._report_seqs(entries, kept)
                 raise
             except Exception as exc:  # whatever went wrong, the rows must not be lost
-                self._requeue(tables, rows)
+                self._requeue(entries, rows)
                 if isinstance(exc, LakeError):
                     raise
                 raise LakeError(f"cannot write to the lake in {self.lake_dir}: {exc}") from exc
@@ -195,27 +276,51 @@ class LakeWriter:
                     self._on_flushed(paths, rows)
                 except Exception:  # the rows are durable whatever the hook does; never write them twice
                     log.exception("the on_flushed hook of the lake writer failed")
+            self._report_seqs(entries, [])
             return rows
 
-    def _requeue(self, tables: list[pa.Table], rows: int) -> None:
+    def _report_seqs(self, flushed: list[_Entry], kept: list[_Entry]) -> None:
+        """Tell ``on_seqs_durable`` which spool records of ``flushed`` are now wholly in Parquet.
+
+        Called with the flush lock held, so reports arrive in flush order.
+        """
+        if self._on_seqs_durable is None:
+            return
+        pending = {entry.seq for entry in kept}
+        durable = sorted({e.seq for e in flushed if e.seq is not None and e.seq not in pending})
+        if not durable:
+            return
+        try:
+            self._on_seqs_durable(durable)
+        except Exception:  # as for on_flushed: the rows are durable, never write them twice
+            log.exception("the on_seqs_durable hook of the lake writer failed")
+
+    def _requeue(self, entries: list[_Entry], rows: int) -> None:
         with self._lock:
-            self._buffer = tables + self._buffer
+            self._buffer = entries + self._buffer
             self._buffer_rows += rows
             self._inflight_rows = 0
             self.flush_errors += 1
 
-    def _keep_unpublished(self, tables: list[pa.Table], exc: PartialWriteError) -> None:
-        """Keep only the rows of the days that did not reach the lake (see PartialWriteError)."""
+    def _keep_unpublished(self, entries: list[_Entry], exc: PartialWriteError) -> list[_Entry]:
+        """Keep only the rows of the days that did not reach the lake (see PartialWriteError).
+
+        Split entry by entry, so that each kept part still names its spool record.
+        """
         remaining = [
-            part for day, part in split_by_day(pa.concat_tables(tables)) if day not in exc.published_days
+            _Entry(part, entry.seq)
+            for entry in entries
+            for day, part in split_by_day(entry.table)
+            if day not in exc.published_days
         ]
-        kept = sum(part.num_rows for part in remaining)
+        kept = sum(entry.table.num_rows for entry in remaining)
         with self._lock:
             self._buffer = remaining + self._buffer
             self._buffer_rows += kept
             self._inflight_rows = 0
             self.flush_errors += 1
         log.error("lake write half-failed: %s; %d row(s) kept for the next flush", exc, kept)
+        return remaining
 
     # -- the flush thread --------------------------------------------------------------------------
 

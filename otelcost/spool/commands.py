@@ -20,7 +20,10 @@ __all__ = ["COMMANDS", "spool"]
 _DIRECTORY = click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 
 
-@click.group()
+# The same help options as the `otelcost` group, also when this group is invoked on its own
+# (tests do): click caches a command's help option from the first context it sees, and the
+# generated docs/cli.md must not depend on which came first.
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def spool() -> None:
     """Inspect or repair a spool directory (the write-ahead log, <data_dir>/spool)."""
 
