@@ -10,6 +10,7 @@ a page is out of date; regenerate with::
 from __future__ import annotations
 
 import json
+import sys
 import types
 import typing
 from pathlib import Path
@@ -138,4 +139,10 @@ def write_all(docs: Path = DOCS) -> None:
 
 
 if __name__ == "__main__":
-    write_all()
+    # ``python -m otelcost._docgen`` rewrites the pages; ``... PAGE`` prints one (tests compare
+    # that: click caches a command's help option from the first context that renders it, so a
+    # page rendered in a process that already ran commands can differ from the real CLI's).
+    if len(sys.argv) > 1:
+        sys.stdout.write(PAGES[sys.argv[1]]())
+    else:
+        write_all()
