@@ -18,8 +18,10 @@ Two layouts of the same rows:
 
 * **small files**: a flush every ``--small-file-rows`` rows (5,000 by default: a 2 s flush
   interval at 2,500 calls/s), i.e. what a long-running server leaves behind;
-* **compacted**: one file per day, written by ``read_partition`` + ``replace_partition`` under
-  the exclusive lake lock (otelcost has no ``compact`` command yet; this is what one would do).
+* **after compaction**: the same lake after ``otelcost.lake.compact.compact_lake`` with the
+  default ``lake.compaction`` settings (what ``otelcost lake compact`` and the server's
+  background compaction do): each day's files under 256 MiB merged into one file sorted by
+  ``ts``, so one file per day here.
 
 Each query runs through ``otelcost.lake.query.run_query`` (a fresh DuckDB connection with the
 ``llm_calls`` view, as ``otelcost sql`` does), once to warm the page cache, then ``--repeat``
@@ -146,15 +148,24 @@ def write_lake(lake_dir: Path, rows: int, rows_per_file: int) -> tuple[float, in
     return elapsed, writer.files_written
 
 
-def compact(lake_dir: Path) -> float:
-    """One file per day: read each partition and replace it, under the exclusive lake lock."""
-    from otelcost.lake.files import lake_lock, list_partitions, read_partition, replace_partition  # noqa: PLC0415
+def compact(lake_dir: Path) -> tuple[float, int, int]:
+    """``otelcost lake compact`` with the default settings (``lake.compaction``): merge each
+    day's files under 256 MiB into one once there are 32 of them. Returns the seconds and the
+    files before and after."""
+    from otelcost.config import LakeConfig  # noqa: PLC0415
+    from otelcost.lake.compact import compact_lake  # noqa: PLC0415
 
+    config = LakeConfig()
     started = time.perf_counter()
-    with lake_lock(lake_dir):
-        for day in list_partitions(lake_dir):
-            replace_partition(lake_dir, day, read_partition(lake_dir, day))
-    return time.perf_counter() - started
+    results = compact_lake(
+        lake_dir,
+        target_file_size=config.compaction.target_file_size,
+        min_files=config.compaction.min_files,
+        compression=config.compression,
+        row_group_size=config.row_group_size,
+    )
+    seconds = time.perf_counter() - started
+    return seconds, sum(r.files_before for r in results), sum(r.files_after for r in results)
 
 
 def _files_read(lake_dir: Path, since: date | None) -> tuple[int, int]:
@@ -221,11 +232,14 @@ def main() -> None:
         )
         figures, rss = measure(lake_dir, args.repeat)
         _report(f"small files ({args.small_file_rows:,} rows per flush)", figures, rss)
-        seconds = compact(lake_dir)
+        seconds, before, after = compact(lake_dir)
         size = sum(p.stat().st_size for p in lake_dir.rglob("*.parquet"))
-        print(f"compacted to one file per day in {seconds:.0f} s ({size / 2**20:.0f} MiB)")
+        print(
+            f"compacted {before} files to {after} with otelcost.lake.compact.compact_lake in "
+            f"{seconds:.0f} s ({size / 2**20:.0f} MiB)"
+        )
         figures, rss = measure(lake_dir, args.repeat)
-        _report("compacted (one file per day)", figures, rss)
+        _report("after compaction (lake.compaction defaults)", figures, rss)
 
 
 if __name__ == "__main__":

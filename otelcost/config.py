@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 from otelcost.budgets.config import BudgetConfig, BudgetingConfig
 from otelcost.configtypes import ByteSize, Duration, ListenAddress, Section
 from otelcost.errors import ConfigError
+from otelcost.lake.config import CompactionConfig
 from otelcost.normalize.config import AttributionConfig
 from otelcost.policy.config import ApiConfig
 from otelcost.pricing.config import PricingConfig
@@ -91,6 +92,7 @@ class LakeConfig(Section):
     max_buffer_rows: int = Field(100_000, gt=0, description="Rows buffered before an early flush.")
     compression: Literal["zstd", "snappy", "lz4", "gzip", "none"] = "zstd"
     row_group_size: int = Field(122_880, ge=1024, description="Rows per Parquet row group.")
+    compaction: CompactionConfig = CompactionConfig()
 
     @field_validator("flush_interval")
     @classmethod

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from otelcost.lake.compact import Compactor
 from otelcost.lake.writer import LakeWriter
 from otelcost.normalize import NormalizerCounters
 from otelcost.pipeline import IntakeCounters, ReplayCounters
@@ -23,6 +24,7 @@ from otelcost.spool import Spool
 
 __all__ = [
     "CONTENT_TYPE",
+    "CompactionCollector",
     "EvaluatorCollector",
     "NormalizerCollector",
     "PipelineCollector",
@@ -86,6 +88,36 @@ class PipelineCollector(Collector):
             "otelcost_lake_last_flush_seconds",
             "Duration of the last lake flush.",
             value=lake.last_flush_seconds,
+        )
+
+
+class CompactionCollector(Collector):
+    """Background lake compaction (``otelcost/lake/compact.py``); zeros when it is disabled."""
+
+    def __init__(self, compactor: Compactor) -> None:
+        self._compactor = compactor
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._compactor
+        yield _counter(
+            "otelcost_lake_compaction_runs", "Passes of background compaction over the lake.", c.runs
+        )
+        yield _counter(
+            "otelcost_lake_compactions", "Partitions (days) whose small files were merged.", c.compactions
+        )
+        yield _counter(
+            "otelcost_lake_compaction_files_merged", "Small files merged away by compaction.", c.files_merged
+        )
+        yield _counter(
+            "otelcost_lake_compaction_seconds", "Time spent compacting (lake lock held).", c.seconds
+        )
+        yield _counter(
+            "otelcost_lake_compaction_errors", "Compactions that failed (retried next pass).", c.errors
+        )
+        yield _counter(
+            "otelcost_lake_compaction_abandoned",
+            "Compactions abandoned because the server was stopping.",
+            c.abandoned,
         )
 
 

@@ -8,8 +8,8 @@ behind the receivers (``otelcost/pipeline.py``); this module only starts and sto
   budgets before anything listens), then the API, then the receivers, so nothing is accepted
   before there is somewhere to put it; ``/readyz`` turns 200 once everything is listening.
 * stop (SIGTERM / SIGINT): ``/readyz`` turns 503, the receivers stop accepting and finish the
-  requests in flight (grace period), then the pipeline flushes the lake, checkpoints the spool
-  and stops.
+  requests in flight (grace period), background lake compaction is abandoned, then the
+  pipeline flushes the lake, checkpoints the spool and stops.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from otelcost import metrics
 from otelcost.config import Config
 from otelcost.configtypes import parse_listen
 from otelcost.errors import ConfigError, OtelcostError
+from otelcost.lake.compact import Compactor
 from otelcost.pipeline import Pipeline
 from otelcost.policy.server import build_api_app
 from otelcost.receiver.grpc import GrpcReceiver
@@ -65,8 +66,15 @@ class Server:
             if config.receiver.http.enabled
             else None
         )
+        self.compactor = Compactor(
+            lake_dir=config.lake_dir,
+            config=config.lake.compaction,
+            compression=config.lake.compression,
+            row_group_size=config.lake.row_group_size,
+        )
         self._registry = metrics.build_registry(
             metrics.PipelineCollector(self.pipeline.counters_snapshot, self.pipeline.lake),
+            metrics.CompactionCollector(self.compactor),
             metrics.NormalizerCollector(self.pipeline.normalizer.counters_snapshot),
             metrics.ReceiverCollector(
                 {
@@ -123,6 +131,9 @@ class Server:
         check_data_dir(self.config)
         self.pipeline.start()
         try:
+            # After the pipeline's start: the lake has been recovered and the spool replayed.
+            if self.config.lake.compaction.enabled:
+                self.compactor.start()
             if self.config.api.enabled:
                 await self._start_api()
             if self.grpc is not None:
@@ -155,6 +166,9 @@ class Server:
         if self.http is not None:
             await self.http.stop(STOP_GRACE_SECONDS)
         try:
+            # A compaction in progress is abandoned (the day keeps its files), so the final
+            # flush below does not wait for it to release the lake lock.
+            await asyncio.to_thread(self.compactor.stop)
             # Flushing writes files: keep the event loop (and /healthz) responsive meanwhile.
             await asyncio.to_thread(self.pipeline.shutdown)
         finally:

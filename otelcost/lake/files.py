@@ -19,7 +19,8 @@ Two promises to readers, who take no lock (an analyst's plain ``duckdb`` cannot)
 * **A reader never sees a partial file.** A file is written under a hidden name that ends in
   ``.tmp`` (so the ``*.parquet`` glob never matches it; DuckDB's glob *does* match dot-files),
   fsynced, renamed into place with ``os.replace`` and the directory is fsynced.
-* **A reader never sees a partition twice or half-replaced.** ``replace_partition`` builds the
+* **A reader never sees a partition twice or half-replaced.** ``replace_partition`` (and
+  compaction, through :func:`swap_partition`) builds the
   new partition in ``<lake_dir>/.staging/`` (outside the glob, on the same file system) and
   swaps the two directories in one ``renameat2(RENAME_EXCHANGE)`` system call. A reader that
   listed the old files just before the swap may find them gone when it opens them: it gets an
@@ -73,6 +74,7 @@ __all__ = [
     "replace_partition",
     "sort_by_ts",
     "split_by_day",
+    "swap_partition",
     "table_dir",
     "write_files",
 ]
@@ -309,15 +311,28 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _write_parquet(path: Path, table: pa.Table, *, compression: str, row_group_size: int) -> None:
-    """Write ``table`` to ``path`` and fsync it (the caller renames and fsyncs the directory)."""
-    pq.write_table(
-        table,
-        path,
-        compression=None if compression == "none" else compression,
-        row_group_size=row_group_size,
-        write_statistics=True,
-    )
+def _write_parquet(
+    path: Path,
+    table: pa.Table,
+    *,
+    compression: str,
+    row_group_size: int,
+    checkpoint: Callable[[], None] | None = None,
+) -> None:
+    """Write ``table`` to ``path`` and fsync it (the caller renames and fsyncs the directory).
+
+    ``checkpoint`` is called before each row group: a long rewrite (compaction) raises from it
+    to stop between row groups when the server is stopping. The file is the same either way.
+    """
+    codec = None if compression == "none" else compression
+    if checkpoint is None:
+        pq.write_table(table, path, compression=codec, row_group_size=row_group_size, write_statistics=True)
+    else:
+        # What pq.write_table does, one row group at a time.
+        with pq.ParquetWriter(path, table.schema, compression=codec, write_statistics=True) as out:
+            for offset in range(0, table.num_rows, row_group_size):
+                checkpoint()
+                out.write_table(table.slice(offset, row_group_size), row_group_size=row_group_size)
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -512,16 +527,14 @@ def replace_partition(
 
     The new partition (one file, rows sorted by ``ts``) is built and fsynced in
     ``<lake_dir>/.staging/``, then swapped with the live directory by one
-    ``renameat2(RENAME_EXCHANGE)``; the old directory is deleted afterwards. A query sees
-    either the old partition or the new one, never both, never neither. Where the exchange is
-    not available, the fallback is two renames (live -> staging, new -> live): a query that
-    runs between them sees the day empty for that instant, but never counts a row twice. A
-    crash between the two renames is repaired by :func:`recover`. An empty ``table`` removes the
-    partition. The caller must hold ``lake_lock(lake_dir)`` exclusively; every row's ``ts``
-    must fall on ``day`` (UTC), otherwise ValueError. When it raises LakeError, the day holds
-    its old content or (if only the clean-up after the swap failed) its new one, never a mix.
-    The new file keeps the union of the spool seqs the old files recorded, so a spool replay
-    after the rewrite still recognises rows that are in the lake (``lake/seqs.py``).
+    ``renameat2(RENAME_EXCHANGE)``; the old directory is deleted afterwards (see
+    :func:`swap_partition`). A query sees either the old partition or the new one, never both,
+    never neither. An empty ``table`` removes the partition. The caller must hold
+    ``lake_lock(lake_dir)`` exclusively; every row's ``ts`` must fall on ``day`` (UTC),
+    otherwise ValueError. When it raises LakeError, the day holds its old content or (if only
+    the clean-up after the swap failed) its new one, never a mix. The new file keeps the union
+    of the spool seqs the old files recorded, so a spool replay after the rewrite still
+    recognises rows that are in the lake (``lake/seqs.py``).
     """
     table = conform(table)
     if table.num_rows:
@@ -532,27 +545,57 @@ def replace_partition(
             first = table["ts"][int(wrong[0])].as_py()
             raise ValueError(f"{len(wrong)} row(s) do not belong to {day} (UTC), for example ts={first}")
     live = partition_dir(lake_dir, day)
-    staging = Path(lake_dir) / STAGING_DIR
-    token = uuid.uuid4().hex[:12]
-    built = staging / _staging_name(day, "new", token)
-    retired = staging / _staging_name(day, "old", token)
-    kept_seqs = read_partition_seqs(lake_dir, day) if table.num_rows else SeqSet()
-    try:
-        staging.mkdir(parents=True, exist_ok=True)
-        table_dir(lake_dir).mkdir(parents=True, exist_ok=True)
-        if table.num_rows == 0:
+    if table.num_rows == 0:
+        retired = Path(lake_dir) / STAGING_DIR / _staging_name(day, "old", uuid.uuid4().hex[:12])
+        try:
             if live.exists():
+                retired.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(live, retired)
                 _fsync_path(table_dir(lake_dir))
                 shutil.rmtree(retired)
-            return
-        built.mkdir()
+        except OSError as exc:
+            raise _io_error(f"replace partition {live}", exc) from exc
+        return
+    kept_seqs = read_partition_seqs(lake_dir, day)
+
+    def build(directory: Path) -> None:
         _write_parquet(
-            built / _new_file_name(),
+            directory / _new_file_name(),
             with_seqs(sort_by_ts(table), kept_seqs),
             compression=compression,
             row_group_size=row_group_size,
         )
+
+    swap_partition(lake_dir, day, build, action="replace")
+
+
+def swap_partition(lake_dir: Path, day: date, build: Callable[[Path], None], *, action: str) -> None:
+    """Make a new directory, filled by ``build(directory)``, the partition of ``day``.
+
+    The new directory is built and fsynced in ``<lake_dir>/.staging/`` (outside the glob, on the
+    same file system, so hard links to the live files work and the swap is a rename), then
+    exchanged with the live directory by one ``renameat2(RENAME_EXCHANGE)``; the old directory
+    is deleted afterwards. A query sees either the old set of files or the new one, never both,
+    never neither. Where the exchange is not available, the fallback is two renames (live ->
+    staging, new -> live): a query that runs between them sees the day empty for that instant,
+    but never counts a row twice; a crash between the two renames is repaired by
+    :func:`recover`. The caller holds ``lake_lock(lake_dir)`` exclusively.
+
+    OSError and Arrow errors become LakeError (``action`` names the job in the message), with
+    the day holding its old files or, if only the clean-up after the swap failed, its new ones.
+    Anything else ``build`` raises (a job abandoned because the server stops) propagates after
+    the half-built directory is removed; the live partition is then untouched.
+    """
+    live = partition_dir(lake_dir, day)
+    staging = Path(lake_dir) / STAGING_DIR
+    token = uuid.uuid4().hex[:12]
+    built = staging / _staging_name(day, "new", token)
+    retired = staging / _staging_name(day, "old", token)
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+        table_dir(lake_dir).mkdir(parents=True, exist_ok=True)
+        built.mkdir()
+        build(built)
         _fsync_path(built)
         _fsync_path(staging)
         if not live.exists():
@@ -560,7 +603,7 @@ def replace_partition(
         elif exchange_directories(built, live):
             retired = built  # after the exchange, the staging path holds the old partition
         else:
-            log.debug("RENAME_EXCHANGE unavailable under %s: replacing %s with two renames", lake_dir, day)
+            log.debug("RENAME_EXCHANGE unavailable under %s: swapping %s with two renames", lake_dir, day)
             os.rename(live, retired)
             os.rename(built, live)
         _fsync_path(table_dir(lake_dir))
@@ -575,7 +618,11 @@ def replace_partition(
         if live.exists():
             # `built` is a half-built new partition, or the old one after a completed exchange.
             shutil.rmtree(built, ignore_errors=True)
-        raise _io_error(f"replace partition {live}", exc) from exc
+        raise _io_error(f"{action} partition {live}", exc) from exc
+    except BaseException:
+        # Only build() raises anything else, so nothing has been swapped yet.
+        shutil.rmtree(built, ignore_errors=True)
+        raise
 
 
 # -- recovery --------------------------------------------------------------------------------------

@@ -1,0 +1,358 @@
+"""Compaction: merge a day's small files into one, atomically for readers.
+
+The live writer publishes one file per UTC day per flush (every 2 s by default), so a busy day
+collects tens of thousands of small files, and a query that opens them all is an order of
+magnitude slower than one over a file per day (docs/benchmarks.md). Compaction merges the files
+of a day smaller than ``target_file_size`` into one file sorted by ``ts``, once there are at
+least ``min_files`` of them; larger files are left as they are.
+
+Each partition is compacted under the exclusive lake lock (flushes wait; no file lands in the
+day meanwhile). The new directory is built in ``.staging/``: hard links to the kept files plus
+the merged file, then swapped in by ``files.swap_partition`` (one ``renameat2(RENAME_EXCHANGE)``),
+so a reader sees the old set of files or the new set, never both, never neither. The merged
+file's footer carries the union of the spool seqs of the files it replaces and the kept files
+keep theirs (same inodes), so ``read_partition_seqs`` is unchanged and a spool replay after a
+crash still skips the records already in the lake (``lake/seqs.py``). Rows are not changed,
+only reordered within the merged file.
+
+:class:`Compactor` runs :func:`compact_lake` on a background thread of ``otelcost serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from otelcost.errors import LakeError
+from otelcost.lake.config import CompactionConfig
+from otelcost.lake.files import (
+    DEFAULT_COMPRESSION,
+    DEFAULT_ROW_GROUP_SIZE,
+    _data_files,
+    _io_error,
+    _new_file_name,
+    _write_parquet,
+    conform_stored,
+    lake_lock,
+    list_partitions,
+    partition_dir,
+    sort_by_ts,
+    swap_partition,
+)
+from otelcost.lake.seqs import SeqSet, read_file_seqs, with_seqs
+from otelcost.schema import RECORD_SCHEMA
+
+__all__ = ["CompactionResult", "Compactor", "compact_lake", "compact_partition"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TARGET_FILE_SIZE = 256 * 2**20
+DEFAULT_MIN_FILES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionResult:
+    """What compacting one day did (or, on a dry run, would do).
+
+    ``merged_files`` is 0 when the day had nothing to do; ``bytes_after`` is None on a dry run
+    (the merged size is only known once written). ``abandoned``: the server was stopping and
+    the day was left as it was.
+    """
+
+    day: date
+    files_before: int
+    files_after: int
+    merged_files: int
+    rows: int
+    bytes_before: int
+    bytes_after: int | None
+    seconds: float
+    rewritten: bool
+    abandoned: bool = False
+
+
+class _Abandoned(Exception):  # noqa: N818 - a signal, not an error
+    """Raised inside a compaction when ``cancel`` is set; the partition is left untouched."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    files: list[tuple[Path, int]]  # every published file and its size, name order
+    small: list[Path]  # the files to merge (empty: nothing to do)
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _, size in self.files)
+
+
+def _plan(lake_dir: Path, day: date, *, target_file_size: int, min_files: int) -> _Plan:
+    files = []
+    for path in _data_files(partition_dir(lake_dir, day)):
+        try:
+            files.append((path, path.stat().st_size))
+        except FileNotFoundError:
+            continue  # swapped away by a rewrite since the listing (only without the lock)
+    small = [path for path, size in files if size < target_file_size]
+    # Merging one file into one would rewrite it for nothing.
+    return _Plan(files, small if len(small) >= max(min_files, 2) else [])
+
+
+def _rows(paths: list[Path]) -> int:
+    if not paths:
+        return 0
+    try:
+        return sum(pq.read_metadata(path).num_rows for path in paths)
+    except (OSError, pa.ArrowException) as exc:
+        raise _io_error(f"read the footers under {paths[0].parent}", exc) from exc
+
+
+def compact_partition(
+    lake_dir: Path,
+    day: date,
+    *,
+    target_file_size: int = DEFAULT_TARGET_FILE_SIZE,
+    min_files: int = DEFAULT_MIN_FILES,
+    compression: str = DEFAULT_COMPRESSION,
+    row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+    dry_run: bool = False,
+    lock_timeout: float | None = None,
+    cancel: threading.Event | None = None,
+) -> CompactionResult:
+    """Merge ``day``'s files smaller than ``target_file_size`` into one, if there are at least
+    ``min_files`` of them; leave the larger files alone. A day with nothing to do is not touched.
+
+    Takes ``lake_lock(lake_dir)`` exclusively (``lock_timeout`` seconds at most, then LakeError)
+    for the whole read-merge-swap; a dry run takes no lock and writes nothing. When ``cancel``
+    is set during the work (the server is stopping), the half-built directory is removed and
+    the result says ``abandoned``: the day keeps its old files. Raises LakeError on I/O errors,
+    with the day holding its old files (or its new ones, if only the clean-up failed).
+    """
+    started = time.perf_counter()
+
+    def result(plan: _Plan, *, files_after: int, bytes_after: int | None, **flags: bool) -> CompactionResult:
+        # Rows from the footers, counted before any swap (the merged files are gone after it).
+        return CompactionResult(
+            day=day,
+            files_before=len(plan.files),
+            files_after=files_after,
+            merged_files=len(plan.small),
+            rows=rows,
+            bytes_before=plan.bytes,
+            bytes_after=bytes_after,
+            seconds=time.perf_counter() - started,
+            **flags,
+        )
+
+    if dry_run:
+        plan = _plan(lake_dir, day, target_file_size=target_file_size, min_files=min_files)
+        rows = _rows([path for path, _ in plan.files])
+        files_after = len(plan.files) - len(plan.small) + (1 if plan.small else 0)
+        return result(plan, files_after=files_after, bytes_after=None, rewritten=False)
+
+    def checkpoint() -> None:
+        if cancel is not None and cancel.is_set():
+            raise _Abandoned
+
+    with lake_lock(lake_dir, timeout=lock_timeout):
+        plan = _plan(lake_dir, day, target_file_size=target_file_size, min_files=min_files)
+        rows = _rows([path for path, _ in plan.files])
+        if not plan.small:
+            return result(plan, files_after=len(plan.files), bytes_after=plan.bytes, rewritten=False)
+        small = set(plan.small)
+        kept = [path for path, _ in plan.files if path not in small]
+        merged_name = _new_file_name()
+
+        def build(directory: Path) -> None:
+            for path in kept:
+                os.link(path, directory / path.name)  # same inode, same footer, same seqs
+            tables, seqs = [], [SeqSet()]
+            for path in plan.small:
+                checkpoint()
+                try:
+                    tables.append(conform_stored(pq.read_table(path, partitioning=None), source=str(path)))
+                    seqs.append(read_file_seqs(path))
+                except (OSError, pa.ArrowException, ValueError) as exc:
+                    raise _io_error(f"read {path}", exc) from exc
+            merged = sort_by_ts(pa.concat_tables(tables) if tables else RECORD_SCHEMA.empty_table())
+            _write_parquet(
+                directory / merged_name,
+                with_seqs(merged, seqs[0].union(*seqs[1:])),
+                compression=compression,
+                row_group_size=row_group_size,
+                checkpoint=checkpoint,
+            )
+            checkpoint()  # the last moment to give up: after this, the swap
+
+        try:
+            swap_partition(lake_dir, day, build, action="compact")
+        except _Abandoned:
+            return result(
+                plan, files_after=len(plan.files), bytes_after=plan.bytes, rewritten=False, abandoned=True
+            )
+        live = partition_dir(lake_dir, day)
+        bytes_after = sum(path.stat().st_size for path in _data_files(live))
+        return result(plan, files_after=len(kept) + 1, bytes_after=bytes_after, rewritten=True)
+
+
+def compact_lake(
+    lake_dir: Path,
+    since: date | None = None,
+    until: date | None = None,
+    *,
+    target_file_size: int = DEFAULT_TARGET_FILE_SIZE,
+    min_files: int = DEFAULT_MIN_FILES,
+    compression: str = DEFAULT_COMPRESSION,
+    row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+    dry_run: bool = False,
+    lock_timeout: float | None = None,
+    cancel: threading.Event | None = None,
+    on_partition: Callable[[CompactionResult], None] | None = None,
+) -> list[CompactionResult]:
+    """:func:`compact_partition` over the days from ``since`` (inclusive) to ``until``
+    (exclusive), oldest first; one result per day. The lock is taken per day, so the live
+    writer waits for one day's merge at a time. Stops after the day in progress when ``cancel``
+    is set.
+    """
+    results = []
+    for day in _days(lake_dir, since, until):
+        if cancel is not None and cancel.is_set():
+            break
+        result = compact_partition(
+            lake_dir,
+            day,
+            target_file_size=target_file_size,
+            min_files=min_files,
+            compression=compression,
+            row_group_size=row_group_size,
+            dry_run=dry_run,
+            lock_timeout=lock_timeout,
+            cancel=cancel,
+        )
+        results.append(result)
+        if on_partition is not None:
+            on_partition(result)
+    return results
+
+
+def _days(lake_dir: Path, since: date | None, until: date | None) -> Iterator[date]:
+    for day in list_partitions(lake_dir):
+        if (since is None or day >= since) and (until is None or day < until):
+            yield day
+
+
+class Compactor:
+    """Background compaction for ``otelcost serve``: every ``config.interval``, each day with at
+    least ``config.min_files`` small files (today's included) is compacted.
+
+    A day with nothing to do costs a directory listing and a ``stat`` per file, without the
+    lock. ``stop()`` sets a flag that the compaction in progress checks between files and
+    between row groups: it is abandoned (the day keeps its old files) rather than holding up
+    the SIGTERM drain, which needs the lake lock for its final flush. The counters are plain
+    attributes read by ``otelcost/metrics.py``.
+    """
+
+    def __init__(
+        self,
+        *,
+        lake_dir: Path,
+        config: CompactionConfig,
+        compression: str = DEFAULT_COMPRESSION,
+        row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+        lock_timeout: float = 5.0,
+    ) -> None:
+        self.lake_dir = lake_dir
+        self.config = config
+        self._compression = compression
+        self._row_group_size = row_group_size
+        # Bounded so that a long reprice holding the lock delays a day's compaction to the
+        # next round instead of blocking stop().
+        self._lock_timeout = lock_timeout
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+        self.compactions = 0
+        self.files_merged = 0
+        self.seconds = 0.0
+        self.errors = 0
+        self.abandoned = 0
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="otelcost-lake-compactor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Abandon the compaction in progress, if any, and wait for the thread (at most
+        ``timeout`` seconds: it is a daemon thread and an unfinished compaction is harmless,
+        as ``recover()`` removes its staging directory at the next start)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("lake compaction did not stop within %gs; leaving it behind", timeout)
+
+    def run_once(self) -> list[CompactionResult]:
+        """One pass over every partition; the counters are updated as days are done."""
+        self.runs += 1
+        results = []
+        for day in list_partitions(self.lake_dir):
+            if self._stop.is_set():
+                break
+            due = _plan(
+                self.lake_dir,
+                day,
+                target_file_size=self.config.target_file_size,
+                min_files=self.config.min_files,
+            )
+            if not due.small:
+                continue
+            try:
+                result = compact_partition(
+                    self.lake_dir,
+                    day,
+                    target_file_size=self.config.target_file_size,
+                    min_files=self.config.min_files,
+                    compression=self._compression,
+                    row_group_size=self._row_group_size,
+                    lock_timeout=self._lock_timeout,
+                    cancel=self._stop,
+                )
+            except LakeError as exc:
+                self.errors += 1
+                log.warning("lake compaction of %s failed (will retry): %s", day, exc)
+                continue
+            results.append(result)
+            self.seconds += result.seconds
+            if result.abandoned:
+                self.abandoned += 1
+            elif result.rewritten:
+                self.compactions += 1
+                self.files_merged += result.merged_files
+                log.info(
+                    "compacted %s: %d files -> %d in %.1fs",
+                    day,
+                    result.files_before,
+                    result.files_after,
+                    result.seconds,
+                )
+        return results
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.config.interval.total_seconds()):
+            try:
+                self.run_once()
+            except Exception:  # the thread must survive a bug in one pass; the next one retries
+                self.errors += 1
+                log.exception("lake compaction failed")

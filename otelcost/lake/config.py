@@ -1,0 +1,47 @@
+"""The ``lake.compaction`` configuration section: merging the live writer's small files.
+
+``LakeConfig`` itself lives in ``otelcost/config.py``; this section lives beside the code it
+configures (``otelcost/lake/compact.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, field_validator
+
+from otelcost.configtypes import ByteSize, Duration, Section
+
+__all__ = ["CompactionConfig"]
+
+
+class CompactionConfig(Section):
+    """Background compaction of ``otelcost serve`` (``otelcost lake compact`` does it by hand)."""
+
+    enabled: bool = Field(
+        True,
+        description="Merge each day's small files in the background while the server runs.",
+    )
+    interval: Duration = Field(
+        timedelta(minutes=5),
+        description="How often the partitions are checked (the first check "
+        "comes one interval after the start).",
+    )
+    min_files: int = Field(
+        32,
+        ge=2,
+        description="A day is compacted once it holds at least this many files smaller than "
+        "target_file_size.",
+    )
+    target_file_size: ByteSize = Field(
+        256 * 2**20,
+        description="Files at least this large are left as they are; the smaller ones are merged "
+        "into one file sorted by ts.",
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be greater than zero")
+        return value
