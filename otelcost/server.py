@@ -4,9 +4,14 @@ One asyncio event loop hosts the OTLP/gRPC receiver, the OTLP/HTTP receiver and 
 listener (policy endpoint, ``/metrics``, ``/healthz``, ``/readyz``). The pipeline's stages run
 behind the receivers (``otelcost/pipeline.py``); this module only starts and stops things:
 
-* start: pipeline stages first (the spool is validated and replayed into the lake and the
-  budgets before anything listens), then the API, then the receivers, so nothing is accepted
-  before there is somewhere to put it; ``/readyz`` turns 200 once everything is listening.
+* start: the API listener first, serving only ``/healthz``, ``/readyz`` (503, "starting") and
+  ``/metrics``: replaying a large spool can take a while, and an orchestrator's liveness probe
+  must not kill a process that is recovering. Then the pipeline stages (the spool is validated
+  and replayed into the lake and the budgets, off the event loop), then the receivers, so no
+  span is accepted before there is somewhere to put it. Policy and admin requests get 503 with
+  ``Retry-After`` until the budgets are rebuilt and the spool replayed: a decision from budgets
+  that have not yet seen the lake would allow spend that is already over a limit.
+  ``/readyz`` turns 200 once everything is listening.
 * stop (SIGTERM / SIGINT): ``/readyz`` turns 503, the receivers stop accepting and finish the
   requests in flight (grace period), background lake compaction is abandoned, then the
   pipeline flushes the lake, checkpoints the spool and stops.
@@ -22,6 +27,7 @@ import threading
 from collections.abc import Sequence
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from otelcost import metrics
 from otelcost.config import Config
@@ -38,6 +44,8 @@ __all__ = ["BackgroundServer", "Server", "check_data_dir"]
 log = logging.getLogger("otelcost")
 
 STOP_GRACE_SECONDS = 5.0
+_ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
+"""API paths answered while the pipeline starts; everything else waits for it (503)."""
 
 
 def check_data_dir(config: Config) -> None:
@@ -91,6 +99,7 @@ class Server:
         )
         self._api_runner: web.AppRunner | None = None
         self._api_site: web.TCPSite | None = None
+        self._pipeline_started = False
         self._ready = False
 
     # -- the API listener --------------------------------------------------------------------
@@ -108,7 +117,18 @@ class Server:
     async def _readyz(self, request: web.Request) -> web.Response:
         if self._ready:
             return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready"}, status=503)
+        status = "not ready" if self._pipeline_started else "starting"
+        return web.json_response({"status": status}, status=503)
+
+    @web.middleware
+    async def _hold_until_started(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self._pipeline_started or request.path in _ALWAYS_SERVED:
+            return await handler(request)
+        return web.json_response(
+            {"error": "otelcost is starting (rebuilding budgets, replaying the spool)"},
+            status=503,
+            headers={"Retry-After": "1"},
+        )
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = metrics.render(self._registry)
@@ -116,7 +136,10 @@ class Server:
 
     def build_api_app(self) -> web.Application:
         return build_api_app(
-            evaluator=self.pipeline.evaluator, config=self.config.api, extra_routes=self._api_routes()
+            evaluator=self.pipeline.evaluator,
+            config=self.config.api,
+            extra_routes=self._api_routes(),
+            middlewares=[self._hold_until_started],
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -129,13 +152,19 @@ class Server:
 
     async def start(self) -> None:
         check_data_dir(self.config)
-        self.pipeline.start()
+        try:
+            if self.config.api.enabled:
+                await self._start_api()
+            # In a thread, so that /healthz answers while a large spool replays.
+            await asyncio.to_thread(self.pipeline.start)
+        except BaseException:
+            await self._stop_api()
+            raise
+        self._pipeline_started = True
         try:
             # After the pipeline's start: the lake has been recovered and the spool replayed.
             if self.config.lake.compaction.enabled:
                 self.compactor.start()
-            if self.config.api.enabled:
-                await self._start_api()
             if self.grpc is not None:
                 await self.grpc.start()
             if self.http is not None:
@@ -172,9 +201,12 @@ class Server:
             # Flushing writes files: keep the event loop (and /healthz) responsive meanwhile.
             await asyncio.to_thread(self.pipeline.shutdown)
         finally:
-            if self._api_runner is not None:
-                await self._api_runner.cleanup()
-                self._api_runner = None
+            await self._stop_api()
+
+    async def _stop_api(self) -> None:
+        if self._api_runner is not None:
+            await self._api_runner.cleanup()
+            self._api_runner = None
 
     def describe(self) -> str:
         parts = []

@@ -39,6 +39,7 @@ from datetime import timedelta
 from typing import Any, Final, Protocol, runtime_checkable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from otelcost.budgets.config import SCOPE_DIMENSIONS
 from otelcost.configtypes import parse_duration
@@ -299,10 +300,12 @@ def build_api_app(
     evaluator: DecisionSource,
     config: ApiConfig,
     extra_routes: Sequence[web.AbstractRouteDef] = (),
+    middlewares: Sequence[Middleware] = (),
     clock_ns: Callable[[], int] = time.time_ns,
 ) -> web.Application:
     """The API application: policy routes, admin routes (when ``evaluator`` supports them),
-    and ``extra_routes`` (the server adds ``/metrics``, ``/healthz``, ``/readyz``).
+    and ``extra_routes`` (the server adds ``/metrics``, ``/healthz``, ``/readyz``, and a
+    middleware that holds policy requests back while the pipeline is starting).
 
     Run it with ``web.AppRunner`` on the event loop of your choice; the app subscribes to the
     evaluator when it starts and unsubscribes when it shuts down.
@@ -310,7 +313,7 @@ def build_api_app(
     from otelcost.policy.admin import BudgetAdmin, admin_routes  # noqa: PLC0415 - import cycle
 
     api = _PolicyApi(evaluator, config, clock_ns)
-    app = web.Application()
+    app = web.Application(middlewares=list(middlewares))
     app[_API_KEY] = api
     app.on_startup.append(api.on_startup)
     app.on_shutdown.append(api.on_shutdown)
