@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from otelcost.lake.compact import Compactor
@@ -88,6 +88,13 @@ class PipelineCollector(Collector):
             "otelcost_lake_last_flush_seconds",
             "Duration of the last lake flush.",
             value=lake.last_flush_seconds,
+        )
+        buckets, total = lake.flush_durations.snapshot()
+        yield HistogramMetricFamily(
+            "otelcost_lake_flush_duration_seconds",
+            "Duration of successful lake flushes (write, fsync, rename).",
+            buckets=buckets,
+            sum_value=total,
         )
 
 

@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from otelcost.config import LakeConfig
 from otelcost.errors import LakeError, TransientIngestError
+from otelcost.histogram import DurationHistogram
 from otelcost.lake.files import (
     PartialWriteError,
     conform,
@@ -86,7 +87,8 @@ class LakeWriter:
 
     Counters (plain attributes, read by ``otelcost/metrics.py``): ``rows_written``,
     ``files_written``, ``flushes`` (flushes that wrote rows), ``flush_errors``,
-    ``last_flush_seconds``, ``refused_batches``; :attr:`buffered_rows` is a gauge.
+    ``last_flush_seconds``, ``refused_batches``; :attr:`buffered_rows` is a gauge;
+    ``flush_durations`` is the distribution of successful flushes' durations.
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class LakeWriter:
         self.flushes = 0
         self.flush_errors = 0
         self.last_flush_seconds = 0.0
+        self.flush_durations = DurationHistogram()
         self.refused_batches = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -271,6 +274,7 @@ class LakeWriter:
                 self.files_written += len(paths)
                 self.flushes += 1
                 self.last_flush_seconds = time.perf_counter() - started
+            self.flush_durations.observe(self.last_flush_seconds)
             if self._on_flushed is not None:
                 try:
                     self._on_flushed(paths, rows)

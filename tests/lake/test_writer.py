@@ -80,6 +80,8 @@ def test_flushes_when_the_interval_elapses(lake_dir: Path, writer: LakeWriter) -
     wait_for(lambda: writer.rows_written == 15)
     assert writer.flushes == 2 and writer.files_written == 2
     assert writer.last_flush_seconds > 0
+    buckets, total = writer.flush_durations.snapshot()
+    assert buckets[-1] == ("+Inf", 2) and total >= writer.last_flush_seconds
 
 
 def test_flushes_early_when_the_buffer_holds_max_buffer_rows(lake_dir: Path) -> None:
