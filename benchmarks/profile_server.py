@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import pickle
+import shutil
 import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -39,6 +41,11 @@ STAGES = {
 }
 
 
+def _py_spy() -> str:
+    """py-spy from PATH, else the one installed next to this interpreter (a virtualenv's bin/)."""
+    return shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -47,6 +54,7 @@ def main() -> None:
     parser.add_argument("--mix", action="store_true", help="10 non-LLM spans per LLM span")
     parser.add_argument("--spans", type=int, default=60_000, help="LLM spans (LLM-only case)")
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--keep", type=Path, help="also copy py-spy's raw stacks to this file")
     args = parser.parse_args()
     workload = (
         build_workload(args.spans // 10, other_per_llm=10, seed=2) if args.mix else build_workload(args.spans)
@@ -65,7 +73,7 @@ def main() -> None:
         raw = f"{scratch}/profile.txt"
         spy = subprocess.Popen(
             [
-                *("py-spy", "record", "-p", str(server.pid), "-d", str(args.seconds), "-r", "250"),
+                *(_py_spy(), "record", "-p", str(server.pid), "-d", str(args.seconds), "-r", "250"),
                 *("--format", "raw", "-o", raw, "--threads", "--nonblocking"),
             ],
             stdout=subprocess.DEVNULL,
@@ -75,6 +83,8 @@ def main() -> None:
         spy.wait()
         results.get(timeout=600)
         sender.join()
+        if args.keep is not None:
+            shutil.copyfile(raw, args.keep)
         stacks = Counter[str]()
         for line in Path(raw).read_text().splitlines():
             stack, _, samples_text = line.rpartition(" ")

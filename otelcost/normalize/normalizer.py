@@ -452,7 +452,10 @@ class Normalizer:
                     attrs,
                     draft.resource.attrs,
                     draft.resource.service,
-                    partial(memory.ancestor_tags, draft.parent_key),
+                    # A root call has no ancestors: no bound method and partial per span.
+                    _no_ancestors
+                    if draft.parent_key is None
+                    else partial(memory.ancestor_tags, draft.parent_key),
                 )
             )
         dimension_columns = [[a.values[i] for a in attributions] for i in range(len(ATTRIBUTION_DIMENSIONS))]
@@ -480,7 +483,7 @@ class Normalizer:
             "cache_write_tokens": token_columns[3],
             "reasoning_tokens": token_columns[4],
             "attribution_status": ["incomplete" if a.missing else "complete" for a in attributions],
-            "missing_dimensions": [list(a.missing) for a in attributions],
+            "missing_dimensions": [a.missing for a in attributions],  # pyarrow takes the tuples
             "status": status,
             "error_type": error_types,
             "received_at": [now_ns // 1000] * n,
@@ -511,18 +514,26 @@ class Normalizer:
         counters.calls += len(kept)
         counters.dropped.update(dropped)
         counters.rejected.update(rejected)
+        # Counter.update is a Python-level call of a few µs even for an empty tuple; most calls
+        # have no notes and nothing inherited, so it is called only when there is something to add.
         for draft in kept:
             counters.calls_by_convention[draft.convention] += 1
-            counters.usage_notes.update(draft.tokens.notes)
+            if draft.tokens.notes:
+                counters.usage_notes.update(draft.tokens.notes)
         for attribution in attributions:
             if attribution.missing:
                 counters.incomplete_calls += 1
                 counters.missing_by_dimension.update(attribution.missing)
-            counters.inherited_by_dimension.update(attribution.inherited)
+            if attribution.inherited:
+                counters.inherited_by_dimension.update(attribution.inherited)
         counters.trace_memory_spans = len(self._memory)
 
 
 _NO_TOKENS: Final = Tokens(0, 0, 0, 0, 0)
+
+
+def _no_ancestors() -> list[Mapping[str, Any]]:
+    return []
 
 
 def _token_tuple(tokens: Tokens) -> tuple[int, int, int, int, int]:

@@ -156,7 +156,9 @@ class Pricer:
     def price(self, calls: pa.Table) -> pa.Table:
         """Add the pricing columns to ``calls`` (CALL_SCHEMA); returns exactly RECORD_SCHEMA."""
         started = time.perf_counter()
-        missing = [name for name in CALL_SCHEMA.names if name not in calls.column_names]
+        # ``column_names`` builds a new list on every access: read it once (it was once per name).
+        present = set(calls.column_names)
+        missing = [name for name in CALL_SCHEMA.names if name not in present]
         if missing:
             raise TypeError(f"price() needs a CALL_SCHEMA table; missing columns: {missing}")
         n = calls.num_rows

@@ -8,6 +8,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from otelcost.normalize import wire
 from otelcost.normalize.values import decode_attributes
 from otelcost.normalize.wire import decode_wire_attributes, to_wire
 
@@ -101,3 +102,47 @@ def test_span_fields_read_by_the_normalizer_survive() -> None:
     assert wire_span.status.code == Status.STATUS_CODE_ERROR
     assert wire_span.status.message == "boom"
     assert wire.resource_spans[0].scope_spans[0].scope.name == "scope"
+
+
+def _encoded(*pairs: tuple[str, AnyValue]) -> list[bytes]:
+    return [KeyValue(key=key, value=value).SerializeToString() for key, value in pairs]
+
+
+def _array(*items: str) -> AnyValue:
+    return AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=item) for item in items]))
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "cached"])
+def test_repeated_keys_mixing_arrays_and_scalars_keep_the_last_value(warm: bool) -> None:
+    # Every order of an array and a scalar (or two arrays) under one key, each decoded from a
+    # cold cache and again with every entry cached: the last one wins, in the first one's place.
+    cases = [
+        (("k", _array("a")), ("x", AnyValue(int_value=1)), ("k", AnyValue(string_value="s"))),
+        (("k", AnyValue(string_value="s")), ("x", AnyValue(int_value=1)), ("k", _array("a"))),
+        (("k", _array("a")), ("k", _array("b")), ("x", _array("a"))),
+        (("k", _array("b")), ("k", _array("b")), ("k", _array())),
+        (("k", _array()), ("j", _array())),
+    ]
+    for pairs in cases:
+        raws = _encoded(*pairs)
+        expected = decode_attributes([KeyValue.FromString(raw) for raw in raws])
+        if warm:
+            decode_wire_attributes(raws)
+        decoded = decode_wire_attributes(raws)
+        assert list(decoded.items()) == list(expected.items()), pairs
+        for value in decoded.values():
+            if isinstance(value, list):
+                value.append("mutated")  # never the cache's copy
+        assert decode_wire_attributes(raws) == expected
+
+
+def test_hits_and_misses_in_one_call_and_a_full_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "_CACHE_LIMIT", 4)
+    cached = _encoded(("a", _array("x")), ("b", AnyValue(int_value=2)))
+    decode_wire_attributes(cached)
+    for round_ in range(5):  # the cache fills up and is emptied between calls, never during one
+        fresh = _encoded(*((f"new{round_}-{i}", AnyValue(int_value=i)) for i in range(6)))
+        raws = [cached[0], *fresh, cached[1]]
+        decoded = decode_wire_attributes(raws)
+        assert decoded == {"a": ["x"], **{f"new{round_}-{i}": i for i in range(6)}, "b": 2}
+        assert type(decoded["a"]) is list
