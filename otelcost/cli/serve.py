@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -14,6 +15,8 @@ from otelcost.cli.common import config_options, load_cli_config, otelcost_errors
 from otelcost.server import Server
 
 __all__ = ["COMMANDS", "serve"]
+
+GC_THRESHOLD_GEN0 = 20_000
 
 
 @click.command()
@@ -51,6 +54,11 @@ def serve(
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Each span keeps a dozen small containers alive until its request is done, so the default
+    # generation-0 threshold (700) runs a collection every ~40 spans: ~14% of the server's CPU
+    # under load (docs/benchmarks.md). Collecting less often costs a few MiB. Set here, for the
+    # serve process only: a program embedding Server keeps its own GC settings.
+    gc.set_threshold(GC_THRESHOLD_GEN0, 20, 20)
     with otelcost_errors():
         asyncio.run(_serve(Server(config)))
 
