@@ -11,7 +11,7 @@ import click
 from otelcost.config import Config, load_config
 from otelcost.errors import OtelcostError
 
-__all__ = ["config_options", "load_cli_config", "otelcost_errors"]
+__all__ = ["config_options", "load_cli_config", "otelcost_errors", "partition_rewrite_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +33,21 @@ def config_options(fn: F) -> F:
         envvar="OTELCOST_CONFIG",
         help="Pipeline configuration YAML (env OTELCOST_CONFIG).",
     )(fn)
+    return fn
+
+
+def partition_rewrite_options(fn: F) -> F:
+    """Add ``--dry-run`` and ``--lock-timeout`` to a command that rewrites lake partitions."""
+    fn = click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        help="Seconds to wait for the lake lock per partition.",
+    )(fn)
+    fn = click.option("--dry-run", is_flag=True, help="Report what would change without writing anything.")(
+        fn
+    )
     return fn
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import pyarrow as pa
 
-from otelcost.cli.common import config_options, load_cli_config, otelcost_errors
+from otelcost.cli.common import config_options, load_cli_config, otelcost_errors, partition_rewrite_options
 from otelcost.cli.output import emit, output_options
 from otelcost.lake.compact import CompactionResult, compact_lake
 
@@ -43,14 +43,7 @@ def lake() -> None:
     default=None,
     help="Compact a day once it has this many small files [default: lake.compaction.min_files].",
 )
-@click.option("--dry-run", is_flag=True, help="Report what would be merged without writing anything.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for the lake lock per partition.",
-)
+@partition_rewrite_options
 @output_options
 def compact_command(
     *,

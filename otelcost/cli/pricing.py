@@ -18,7 +18,7 @@ from typing import Final
 import click
 import pyarrow as pa
 
-from otelcost.cli.common import config_options, load_cli_config, otelcost_errors
+from otelcost.cli.common import config_options, load_cli_config, otelcost_errors, partition_rewrite_options
 from otelcost.cli.output import emit, output_options
 from otelcost.pricing import Catalog, Pricer, PricingConfig, check
 from otelcost.pricing.catalog import SERVICE_TIERS, Entry, Version
@@ -301,14 +301,7 @@ def import_litellm(
 @click.option(
     "--until", metavar="DATE", help="Stop before this day (UTC); default: up to the newest partition."
 )
-@click.option("--dry-run", is_flag=True, help="Report what would change without rewriting anything.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for the lake lock per partition.",
-)
+@partition_rewrite_options
 @output_options
 def reprice_command(
     *,
