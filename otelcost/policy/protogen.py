@@ -6,7 +6,7 @@ otelcost needs only the ``protobuf`` runtime. After editing
 
     python -m otelcost.policy.protogen
 
-This needs ``grpcio-tools`` (its bundled ``protoc``; a development dependency). It writes
+This needs ``grpcio-tools`` (its bundled ``protoc``; in the ``test`` extra). It writes
 ``decisions_pb2.py`` and its ``.pyi`` type stub under
 ``otelcost/_proto/otelcost/policy/v1/``, where the generated import path
 (``otelcost._proto.otelcost.policy.v1``) mirrors the proto package. ``tests/policy`` checks that
@@ -34,7 +34,7 @@ def generate(output_root: Path = OUTPUT_ROOT) -> list[Path]:
     try:
         protoc = importlib.import_module("grpc_tools.protoc")
     except ImportError as exc:
-        raise RuntimeError("regenerating needs grpcio-tools: pip install grpcio-tools") from exc
+        raise RuntimeError("regenerating needs grpcio-tools: pip install -e '.[test]'") from exc
     output_root.mkdir(parents=True, exist_ok=True)
     args = [
         "protoc",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-
-import pytest
 
 import otelcost.policy.client
 import otelcost.policy.decisions
@@ -14,9 +11,6 @@ from otelcost.policy import protogen
 from otelcost.stages import Sink
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("grpc_tools") is None, reason="needs grpcio-tools (dev dependency)"
-)
 def test_generated_protobuf_module_is_current(tmp_path: Path) -> None:
     for fresh in protogen.generate(tmp_path):
         committed = protogen.OUTPUT_ROOT / fresh.relative_to(tmp_path)
