@@ -49,7 +49,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otelcost.budgets import Evaluator
 from otelcost.config import Config
 from otelcost.errors import LakeError, OtelcostError, TransientIngestError
-from otelcost.lake.files import conform_stored, read_partition_seqs, split_by_day
+from otelcost.lake.files import conform_stored, lake_lock, read_partition_seqs, split_by_day
 from otelcost.lake.seqs import SeqSet
 from otelcost.lake.writer import LakeWriter
 from otelcost.normalize import Normalizer, NormalizeResult
@@ -255,7 +255,10 @@ class Pipeline:
             fresh = []
             for day, part in split_by_day(batch):
                 if day not in in_lake:
-                    in_lake[day] = read_partition_seqs(self.config.lake_dir, day)
+                    # Shared, as a flush: an operator's `lake compact` or `reprice` swapping
+                    # this day's files must not show the listing a day half-swapped.
+                    with lake_lock(self.config.lake_dir, shared=True):
+                        in_lake[day] = read_partition_seqs(self.config.lake_dir, day)
                 if record.seq in in_lake[day]:
                     counters.rows_in_lake += part.num_rows
                 else:

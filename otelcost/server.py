@@ -131,7 +131,9 @@ class Server:
         )
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        body = metrics.render(self._registry)
+        # In a thread: a collector may wait on a stage's lock (the spool holds its own while it
+        # recovers at start), and the loop must keep answering /healthz and gateways meanwhile.
+        body = await asyncio.to_thread(metrics.render, self._registry)
         return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
     def build_api_app(self) -> web.Application:
@@ -266,6 +268,7 @@ class BackgroundServer:
         self._thread = threading.Thread(target=self._run, name="otelcost-server", daemon=True)
         self._thread.start()
         if not self._started.wait(self._start_timeout):
+            self.stop()  # it may still come up later: do not leave it running unowned
             raise RuntimeError("otelcost server did not start in time")
         if self._error is not None:
             raise self._error

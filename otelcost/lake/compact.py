@@ -310,15 +310,16 @@ class Compactor:
         for day in list_partitions(self.lake_dir):
             if self._stop.is_set():
                 break
-            due = _plan(
-                self.lake_dir,
-                day,
-                target_file_size=self.config.target_file_size,
-                min_files=self.config.min_files,
-            )
-            if not due.small:
-                continue
+            # Any failure is this day's alone: log it and go on to the next day.
             try:
+                due = _plan(
+                    self.lake_dir,
+                    day,
+                    target_file_size=self.config.target_file_size,
+                    min_files=self.config.min_files,
+                )
+                if not due.small:
+                    continue
                 result = compact_partition(
                     self.lake_dir,
                     day,
@@ -332,6 +333,10 @@ class Compactor:
             except LakeError as exc:
                 self.errors += 1
                 log.warning("lake compaction of %s failed (will retry): %s", day, exc)
+                continue
+            except Exception:
+                self.errors += 1
+                log.exception("lake compaction of %s failed (will retry)", day)
                 continue
             results.append(result)
             self.seconds += result.seconds
