@@ -49,7 +49,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otelcost.budgets import Evaluator
 from otelcost.config import Config
 from otelcost.errors import LakeError, OtelcostError, TransientIngestError
-from otelcost.lake.files import conform_stored, lake_lock, read_partition_seqs, split_by_day
+from otelcost.lake.files import (
+    conform_stored,
+    highest_recorded_seq,
+    lake_lock,
+    read_partition_seqs,
+    split_by_day,
+)
 from otelcost.lake.seqs import SeqSet
 from otelcost.lake.writer import LakeWriter
 from otelcost.normalize import Normalizer, NormalizeResult
@@ -190,6 +196,7 @@ class Pipeline:
                 sink.start()
             if self.spool is not None:
                 self._replay(self.spool)
+                self._continue_numbering(self.spool)
         except BaseException:
             try:
                 self.shutdown()
@@ -291,6 +298,35 @@ class Pipeline:
             counters.rows_in_lake,
             counters.seconds,
         )
+
+    def _continue_numbering(self, spool: Spool) -> None:
+        """Never hand out a seq the lake already names (``Spool.skip_to`` says when it would).
+
+        Reads every lake file's footer once per start: with background compaction that is a
+        few files per day.
+        """
+        started = time.monotonic()
+        with lake_lock(self.config.lake_dir, shared=True):
+            highest = highest_recorded_seq(self.config.lake_dir)
+        if highest > spool.last_seq and spool.depth:
+            # A replayed batch could not be flushed: renumbering must wait for a clean start.
+            log.error(
+                "the lake names spool records up to seq %d but the spool ends at %d, and %d "
+                "record(s) are still to replay: numbering is checked again at the next start",
+                highest,
+                spool.last_seq,
+                spool.depth,
+            )
+        elif highest > spool.last_seq:
+            log.warning(
+                "the lake names spool records up to seq %d but the spool ends at %d (repaired, "
+                "replaced, or its tail lost with fsync off): numbering continues after %d",
+                highest,
+                spool.last_seq,
+                highest,
+            )
+            spool.skip_to(highest)
+        log.debug("highest seq in the lake: %d (%.2fs)", highest, time.monotonic() - started)
 
     def _flush_replayed(self) -> None:
         try:

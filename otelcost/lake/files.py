@@ -473,6 +473,18 @@ def read_partition_seqs(lake_dir: Path, day: date) -> SeqSet:
     return seqs[0].union(*seqs[1:])
 
 
+def highest_recorded_seq(lake_dir: Path) -> int:
+    """The highest spool seq any file of the lake names in its footer (0 for none).
+
+    One footer read per file. The caller holds ``lake_lock`` (shared) so that no day is
+    half-swapped meanwhile.
+    """
+    highest = 0
+    for day in list_partitions(lake_dir):
+        highest = max(highest, read_partition_seqs(lake_dir, day).max or 0)
+    return highest
+
+
 # -- replacing a partition ----------------------------------------------------------------------------
 
 _AT_FDCWD: Final = -100

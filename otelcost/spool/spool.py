@@ -453,6 +453,37 @@ class Spool:
 
     # -- checkpoint and replay ---------------------------------------------------------------------
 
+    def skip_to(self, seq: int) -> None:
+        """Number the next record ``seq + 1``: seqs up to ``seq`` belong to records that are gone.
+
+        Downstream may name seqs forever (the lake's footers do, ``otelcost/lake/seqs.py``), so
+        a seq must never be handed out twice. It would be after ``otelcost spool repair`` (the
+        cut records' seqs), after a power loss with ``fsync: false`` (an erased tail), or with a
+        new spool directory. The caller passes the highest seq downstream knows. Only with
+        nothing to replay (everything checkpointed); a ``seq`` not ahead of ``last_seq`` is
+        ignored. Writes the checkpoint, so the numbering survives a restart.
+        """
+        with self._checkpoint_lock:
+            with self._lock:
+                if self._state != "running":
+                    raise RuntimeError(f"Spool.skip_to() on a spool that is {self._state}")
+                if seq <= self._last_seq:
+                    return
+                if self._last_seq != self._checkpointed:
+                    raise RuntimeError("Spool.skip_to() with records still to replay")
+                # The next record opens a segment named after its own seq.
+                if self._active_fd is not None:
+                    self._retire(self._active_fd, sync_now=False)
+                doomed, self._segments = self._segments, []
+            self._write_checkpoint(seq)
+            with self._lock:
+                self._checkpointed = self._last_seq = seq
+            for segment in doomed:
+                try:
+                    delete_gradually(segment.path)
+                except OSError as exc:  # start() deletes it as stale next time
+                    log.warning("spool: cannot delete checkpointed segment %s: %s", segment.path, exc)
+
     def checkpoint(self, seq: int) -> None:
         """Record that everything up to ``seq`` is durable downstream, and delete what that frees.
 

@@ -8,6 +8,7 @@ of SIGKILL at a chosen moment. ``test_crash.py`` does the real SIGKILL of ``otel
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -262,3 +263,32 @@ def test_a_clean_stop_checkpoints_everything_over_real_otlp(tmp_path: Path) -> N
         assert again.server.pipeline.spool is not None
         assert again.server.pipeline.spool.depth == 0
     assert Decimal(0) < lake_figures(config.lake_dir)["cost"]
+
+
+def test_a_replaced_spool_never_reuses_a_seq_the_lake_names(tmp_path: Path) -> None:
+    """Lake footers name spool seqs forever; a new (or repaired) spool starting its numbering
+    over would make a later replay take its new records for ones already in the lake."""
+    config = pipeline_config(tmp_path / "data")
+    first = Pipeline(config)
+    first.start()
+    for _ in range(3):
+        first.process(make_request(4))
+    first.shutdown()  # seqs 1..3 in Parquet and checkpointed
+    shutil.rmtree(config.spool_dir)  # the operator moves a damaged spool aside
+
+    second = Pipeline(config)
+    second.start()
+    assert second.spool is not None
+    assert second.spool.last_seq == 3  # numbering continues after what the lake names
+    for _ in range(2):
+        second.process(make_request(5))  # seqs 4 and 5: in the spool, not yet in Parquet
+    abandon(second)
+
+    third = Pipeline(config)
+    third.start()
+    try:
+        assert third.replayed.records == 2 and third.replayed.records_in_lake == 0
+        figures = lake_figures(config.lake_dir)
+        assert figures["n"] == figures["ids"] == 3 * 4 + 2 * 5
+    finally:
+        third.shutdown()

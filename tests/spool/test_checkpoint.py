@@ -100,3 +100,23 @@ def test_damaged_checkpoint_file_refuses_to_start(open_spool: SpoolFactory) -> N
     (directory / CHECKPOINT_NAME).write_bytes(b"OTCSPCKP" + bytes(12))
     with pytest.raises(SpoolError, match=r"checkpoint .*damaged"):
         open_spool()
+
+
+def test_skip_to_continues_numbering_after_seqs_used_elsewhere(open_spool: SpoolFactory) -> None:
+    spool = open_spool()
+    for key in range(1, 4):
+        spool.append_sync(payload_for(key))
+    with pytest.raises(RuntimeError, match="still to replay"):
+        spool.skip_to(10)
+    spool.checkpoint(3)
+    spool.skip_to(2)  # not ahead: ignored
+    assert spool.last_seq == 3
+    spool.skip_to(10)
+    assert (spool.checkpointed_seq, spool.last_seq, spool.depth) == (10, 10, 0)
+    assert spool.append_sync(b"next") == 11
+    assert [p.name for p in segment_files(spool.directory)] == [f"{11:020d}.seg"]
+    spool.shutdown()
+    reopened = open_spool()
+    assert (reopened.checkpointed_seq, reopened.last_seq) == (10, 11)
+    assert [(r.seq, r.payload) for r in reopened.replay()] == [(11, b"next")]
+    assert reopened.append_sync(b"after") == 12
