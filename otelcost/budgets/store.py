@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from otelcost.errors import ConfigError, OtelcostError
+from otelcost.fsync import fsync_path
 
 __all__ = ["AlertJournal", "AuditLog", "BudgetStore", "StoredState", "atomic_write_json", "utc_now_text"]
 
@@ -50,14 +51,6 @@ def utc_now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write_json(path: Path, document: Any) -> None:
     """Replace ``path`` with ``document`` as JSON, atomically and durably."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +62,7 @@ def atomic_write_json(path: Path, document: Any) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-        _fsync_directory(path.parent)
+        fsync_path(path.parent)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -219,7 +212,7 @@ class AlertJournal:
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(temporary, self.path)
-                _fsync_directory(self.path.parent)
+                fsync_path(self.path.parent)
         except OSError as exc:
             log.warning("cannot compact the alert journal %s: %s", self.path, exc.strerror)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,7 +12,7 @@ import click
 from otelcost.config import Config, load_config
 from otelcost.errors import OtelcostError
 
-__all__ = ["config_options", "load_cli_config", "otelcost_errors", "partition_rewrite_options"]
+__all__ = ["config_options", "load_cli_config", "otelcost_errors", "parse_day", "partition_rewrite_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +35,16 @@ def config_options(fn: F) -> F:
         help="Pipeline configuration YAML (env OTELCOST_CONFIG).",
     )(fn)
     return fn
+
+
+def parse_day(value: str | None, name: str) -> date | None:
+    """A ``YYYY-MM-DD`` option value as a date (None stays None); a bad one names the option."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}", param_hint=name) from None
 
 
 def partition_rewrite_options(fn: F) -> F:

@@ -6,26 +6,22 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import click
 import pyarrow as pa
 
-from otelcost.cli.common import config_options, load_cli_config, otelcost_errors, partition_rewrite_options
+from otelcost.cli.common import (
+    config_options,
+    load_cli_config,
+    otelcost_errors,
+    parse_day,
+    partition_rewrite_options,
+)
 from otelcost.cli.output import emit, output_options
 from otelcost.lake.compact import CompactionResult, compact_lake
 
 __all__ = ["COMMANDS", "lake"]
-
-
-def _day(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}", param_hint=name) from None
 
 
 @click.group("lake")
@@ -69,8 +65,8 @@ def compact_command(
     with otelcost_errors():
         results = compact_lake(
             config.lake_dir,
-            since=_day(since, "--since"),
-            until=_day(until, "--until"),
+            since=parse_day(since, "--since"),
+            until=parse_day(until, "--until"),
             target_file_size=settings.target_file_size,
             min_files=min_files if min_files is not None else settings.min_files,
             compression=config.lake.compression,

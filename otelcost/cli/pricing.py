@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
@@ -18,7 +18,13 @@ from typing import Final
 import click
 import pyarrow as pa
 
-from otelcost.cli.common import config_options, load_cli_config, otelcost_errors, partition_rewrite_options
+from otelcost.cli.common import (
+    config_options,
+    load_cli_config,
+    otelcost_errors,
+    parse_day,
+    partition_rewrite_options,
+)
 from otelcost.cli.output import emit, output_options
 from otelcost.pricing import Catalog, Pricer, PricingConfig, check
 from otelcost.pricing.catalog import SERVICE_TIERS, Entry, Version
@@ -29,15 +35,6 @@ from otelcost.pricing.rates import RATE_CLASSES
 __all__ = ["COMMANDS", "pricing", "reprice_command"]
 
 _RATE_TYPE: Final = pa.decimal128(20, 6)
-
-
-def _day(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}", param_hint=name) from None
 
 
 def _moment(value: str | None) -> datetime:
@@ -224,7 +221,7 @@ def unknown(
     with otelcost_errors():
         catalog = Catalog.load(pricing_config)
         table = unknown_models(
-            lake_dir, since=_day(since, "--since"), until=_day(until, "--until"), catalog=catalog
+            lake_dir, since=parse_day(since, "--since"), until=parse_day(until, "--until"), catalog=catalog
         )
     emit(table, fmt)
 
@@ -269,7 +266,7 @@ def import_litellm(
         text, report = convert_file_text(
             source.read_text(encoding="utf-8"),
             modes=modes,
-            read=_day(read, "--read") or datetime.now(UTC).date(),
+            read=parse_day(read, "--read") or datetime.now(UTC).date(),
             skip_catalog=skip,
         )
     output.write_text(text, encoding="utf-8")
@@ -320,7 +317,7 @@ def reprice_command(
     every row records the entry and version that priced it in price_ref.
     """
     config = load_cli_config(config_path, data_dir)
-    first = _day(since, "--since")
+    first = parse_day(since, "--since")
     assert first is not None
     with otelcost_errors():
         pricer = Pricer(Catalog.load(config.pricing), config.pricing)
@@ -328,7 +325,7 @@ def reprice_command(
             config.lake_dir,
             pricer,
             since=first,
-            until=_day(until, "--until"),
+            until=parse_day(until, "--until"),
             dry_run=dry_run,
             lock_timeout=lock_timeout,
         )

@@ -56,6 +56,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from otelcost.errors import LakeError
+from otelcost.fsync import fsync_path
 from otelcost.lake.seqs import SeqSet, read_file_seqs, with_seqs
 from otelcost.schema import PARTITION_COLUMN, RECORD_SCHEMA
 
@@ -303,14 +304,6 @@ def sort_by_ts(table: pa.Table) -> pa.Table:
 # -- durable writes --------------------------------------------------------------------------------
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_parquet(
     path: Path,
     table: pa.Table,
@@ -417,11 +410,11 @@ def write_files(
             os.replace(item.temp, item.final)
             published.append(item)
         for directory in {item.final.parent for item in staged}:
-            _fsync_path(directory)
+            fsync_path(directory)
         if created_dirs:
-            _fsync_path(root)
+            fsync_path(root)
         if not root_existed:
-            _fsync_path(root.parent)
+            fsync_path(root.parent)
     except OSError as exc:
         failed = [item for item in published if not _unlink_quietly(item.final)]
         for item in staged:
@@ -563,7 +556,7 @@ def replace_partition(
             if live.exists():
                 retired.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(live, retired)
-                _fsync_path(table_dir(lake_dir))
+                fsync_path(table_dir(lake_dir))
                 shutil.rmtree(retired)
         except OSError as exc:
             raise _io_error(f"replace partition {live}", exc) from exc
@@ -608,8 +601,8 @@ def swap_partition(lake_dir: Path, day: date, build: Callable[[Path], None], *, 
         table_dir(lake_dir).mkdir(parents=True, exist_ok=True)
         built.mkdir()
         build(built)
-        _fsync_path(built)
-        _fsync_path(staging)
+        fsync_path(built)
+        fsync_path(staging)
         if not live.exists():
             os.rename(built, live)
         elif exchange_directories(built, live):
@@ -618,8 +611,8 @@ def swap_partition(lake_dir: Path, day: date, build: Callable[[Path], None], *, 
             log.debug("RENAME_EXCHANGE unavailable under %s: swapping %s with two renames", lake_dir, day)
             os.rename(live, retired)
             os.rename(built, live)
-        _fsync_path(table_dir(lake_dir))
-        _fsync_path(staging)
+        fsync_path(table_dir(lake_dir))
+        fsync_path(staging)
         shutil.rmtree(retired, ignore_errors=True)
     except (OSError, pa.ArrowException) as exc:
         if built != retired and retired.is_dir() and not live.exists():

@@ -9,19 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from otelcost.fsync import fsync_path
 from otelcost.spool.format import CHECKPOINT_NAME, CHECKPOINT_TMP_NAME, encode_checkpoint
 
-__all__ = ["delete_gradually", "fsync_directory", "write_checkpoint_file"]
+__all__ = ["delete_gradually", "write_checkpoint_file"]
 
 DELETE_STEP = 2**20
-
-
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_checkpoint_file(directory: Path, seq: int) -> None:
@@ -36,7 +29,7 @@ def write_checkpoint_file(directory: Path, seq: int) -> None:
     finally:
         os.close(fd)
     os.replace(temporary, directory / CHECKPOINT_NAME)
-    fsync_directory(directory)
+    fsync_path(directory)
 
 
 def delete_gradually(path: Path, *, step: int = DELETE_STEP) -> None:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from otelcost.spool.durable import fsync_directory, write_checkpoint_file
+from otelcost.fsync import fsync_path
+from otelcost.spool.durable import write_checkpoint_file
 from otelcost.spool.errors import SpoolError
 from otelcost.spool.format import CHECKPOINT_TMP_NAME, QUARANTINE_DIR, SEGMENT_HEADER
 from otelcost.spool.lockfile import DirectoryLock
@@ -152,9 +153,9 @@ def _quarantine(
     for path in later:
         os.replace(path, quarantine / path.name)
     # The quarantined copy is durable, under a durable name, before the original is cut.
-    fsync_directory(quarantine)
-    fsync_directory(quarantine.parent)
-    fsync_directory(directory)
+    fsync_path(quarantine)
+    fsync_path(quarantine.parent)
+    fsync_path(directory)
     if offset >= SEGMENT_HEADER.size:
         with damaged.open("r+b") as source:
             source.truncate(offset)

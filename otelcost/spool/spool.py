@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import Final, Literal, TypeVar
 
 from otelcost.errors import PermanentIngestError
+from otelcost.fsync import fsync_path
 from otelcost.spool.committer import AsyncWaiter, GroupCommitter, SpoolCounters, SyncWaiter, sync_file
 from otelcost.spool.config import SpoolConfig
-from otelcost.spool.durable import delete_gradually, fsync_directory, write_checkpoint_file
+from otelcost.spool.durable import delete_gradually, write_checkpoint_file
 from otelcost.spool.errors import SpoolCorruptionError, SpoolError, SpoolFullError, SpoolWriteError
 from otelcost.spool.format import (
     CHECKPOINT_TMP_NAME,
@@ -156,7 +157,7 @@ class Spool:
             except OSError as exc:
                 raise SpoolError(f"cannot create the spool directory {self._directory}: {exc}") from exc
             if created:
-                fsync_directory(self._directory.parent)
+                fsync_path(self._directory.parent)
             self._dir_lock.acquire()
             try:
                 self._dir_fd = os.open(self._directory, os.O_RDONLY)

@@ -314,7 +314,7 @@ def test_every_step_of_a_replacement_shows_readers_the_old_or_the_new_partition(
     def probe() -> None:
         observed.append(run_query(lake_dir, totals_query).to_pylist())
 
-    real_fsync, real_rename, real_exchange = files._fsync_path, os.rename, files.exchange_directories
+    real_fsync, real_rename, real_exchange = files.fsync_path, os.rename, files.exchange_directories
 
     def fsync_then_probe(path: Path) -> None:
         real_fsync(path)
@@ -329,7 +329,7 @@ def test_every_step_of_a_replacement_shows_readers_the_old_or_the_new_partition(
         probe()
         return swapped
 
-    monkeypatch.setattr(files, "_fsync_path", fsync_then_probe)
+    monkeypatch.setattr(files, "fsync_path", fsync_then_probe)
     monkeypatch.setattr(files.os, "rename", rename_then_probe)
     monkeypatch.setattr(files, "exchange_directories", exchange_then_probe)
     with lake_lock(lake_dir):
