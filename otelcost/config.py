@@ -75,6 +75,17 @@ class HttpReceiverConfig(Section):
 class ReceiverConfig(Section):
     grpc: GrpcReceiverConfig = GrpcReceiverConfig()
     http: HttpReceiverConfig = HttpReceiverConfig()
+    workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description=(
+            "Receiver worker processes. 0: the serve process receives, normalizes and prices. "
+            "N: N processes share the OTLP ports (SO_REUSEPORT) and do that work on N cores; "
+            "the serve process keeps the spool, the lake, the budgets and the API "
+            "(docs/architecture.md, 'Receiver workers')."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_protocol(self) -> ReceiverConfig:

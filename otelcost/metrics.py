@@ -30,6 +30,7 @@ __all__ = [
     "PipelineCollector",
     "ReceiverCollector",
     "SpoolCollector",
+    "WorkersCollector",
     "build_registry",
     "render",
 ]
@@ -173,7 +174,8 @@ class NormalizerCollector(Collector):
 class ReceiverCollector(Collector):
     """Requests per protocol and outcome, as the receivers answered them."""
 
-    def __init__(self, stats: dict[str, ReceiverStats | None]) -> None:
+    def __init__(self, stats: dict[str, Callable[[], ReceiverStats] | None]) -> None:
+        """``stats``: per protocol, a function giving a consistent copy of its counters."""
         self._stats = {protocol: s for protocol, s in stats.items() if s is not None}
 
     def collect(self) -> Iterator[Metric]:
@@ -186,12 +188,35 @@ class ReceiverCollector(Collector):
             "otelcost_receiver_spans", "Spans received, by protocol.", labels=["protocol"]
         )
         for protocol, stats in sorted(self._stats.items()):
-            snapshot = stats.snapshot()
+            snapshot = stats()
             for outcome, count in sorted(snapshot.requests.items()):
                 requests.add_metric([protocol, outcome], count)
             spans.add_metric([protocol], snapshot.spans)
         yield requests
         yield spans
+
+
+class WorkersCollector(Collector):
+    """Receiver worker processes (``receiver.workers``): configured, listening, restarted."""
+
+    def __init__(self, state: Callable[[], tuple[int, int, int]]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        configured, live, restarts = self._state()
+        yield GaugeMetricFamily(
+            "otelcost_receiver_workers",
+            "Receiver worker processes configured (0: in-process).",
+            value=configured,
+        )
+        yield GaugeMetricFamily(
+            "otelcost_receiver_workers_live", "Receiver worker processes listening now.", value=live
+        )
+        yield _counter(
+            "otelcost_receiver_worker_restarts",
+            "Receiver worker processes started again after exiting.",
+            restarts,
+        )
 
 
 class SpoolCollector(Collector):

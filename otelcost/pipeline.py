@@ -65,7 +65,7 @@ from otelcost.spool import Spool, SpoolError
 from otelcost.spool.tracker import CheckpointTracker
 from otelcost.stages import Sink
 
-__all__ = ["IntakeCounters", "Pipeline", "ReplayCounters", "decode_batch", "encode_batch"]
+__all__ = ["BatchSummary", "IntakeCounters", "Pipeline", "ReplayCounters", "decode_batch", "encode_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,21 @@ class ReplayCounters:
     """Records every row of which a lake file already held: skipped."""
     rows_in_lake: int = 0
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What the pipeline counts of a request besides its rows (and answers: partial success)."""
+
+    spans_seen: int
+    dropped: Mapping[str, int]
+    """Spans not turned into rows, by reason."""
+    rejected_reasons: Mapping[str, int]
+    """Invalid spans, by reason (OTLP partial success)."""
+
+    @classmethod
+    def of(cls, result: NormalizeResult) -> BatchSummary:
+        return cls(result.spans_seen, result.dropped, result.rejected_reasons)
 
 
 def encode_batch(batch: pa.Table) -> pa.Buffer:
@@ -340,25 +355,38 @@ class Pipeline:
         """Run one request through every stage; what ``export`` does, callable without a loop
         (it blocks for the spool's fsync)."""
         result, priced = self._prepare(request)
+        summary = BatchSummary.of(result)
         if self.spool is None or priced.num_rows == 0:
-            return self._deliver(result, priced, None)
+            return self._deliver(summary, priced, None)
         self._reserve(priced.num_rows)
         try:
             seq = self.spool.append_sync(encode_batch(priced))
         except BaseException as exc:
             self._unreserve(priced.num_rows, exc)
             raise
-        return self._deliver(result, priced, seq)
+        return self._deliver(summary, priced, seq)
 
     async def export(self, request: ExportTraceServiceRequest) -> ExportOutcome:
         result, priced = self._prepare(request)
+        return await self.commit(BatchSummary.of(result), priced)
+
+    async def commit(
+        self, summary: BatchSummary, priced: pa.Table, *, encoded: pa.Buffer | bytes | None = None
+    ) -> ExportOutcome:
+        """The durable half of ``export``: reserve, spool, hand to the sinks, count.
+
+        For a batch normalized and priced elsewhere (a receiver worker process,
+        ``otelcost/workers``), ``encoded`` is the batch as :func:`encode_batch` made it there:
+        those bytes become the spool record as they are.
+        """
         if self.spool is None or priced.num_rows == 0:
-            return self._deliver(result, priced, None)  # nothing to make durable
+            return self._deliver(summary, priced, None)  # nothing to make durable
         self._reserve(priced.num_rows)
         # Once appended, the batch must reach the lake writer even if the request is cancelled
         # (client gone, receiver stopping): an appended seq the lake never sees would hold the
         # checkpoint back for good. So the append and the hand-over run as one shielded task.
-        task = asyncio.ensure_future(self._spool_and_deliver(self.spool, result, priced))
+        payload = encoded if encoded is not None else encode_batch(priced)
+        task = asyncio.ensure_future(self._spool_and_deliver(self.spool, summary, priced, payload))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -366,14 +394,14 @@ class Pipeline:
             raise
 
     async def _spool_and_deliver(
-        self, spool: Spool, result: NormalizeResult, priced: pa.Table
+        self, spool: Spool, summary: BatchSummary, priced: pa.Table, payload: pa.Buffer | bytes
     ) -> ExportOutcome:
         try:
-            seq = await spool.append(encode_batch(priced))
+            seq = await spool.append(payload)
         except BaseException as exc:
             self._unreserve(priced.num_rows, exc)
             raise
-        return self._deliver(result, priced, seq)
+        return self._deliver(summary, priced, seq)
 
     def _prepare(self, request: ExportTraceServiceRequest) -> tuple[NormalizeResult, pa.Table]:
         received_at_ns = self._clock_ns()
@@ -394,7 +422,7 @@ class Pipeline:
             with self._lock:
                 self._counters.refused_requests += 1
 
-    def _deliver(self, result: NormalizeResult, priced: pa.Table, seq: int | None) -> ExportOutcome:
+    def _deliver(self, summary: BatchSummary, priced: pa.Table, seq: int | None) -> ExportOutcome:
         """Hand the batch to the sinks (spool record ``seq``, reserved in the lake) and count it."""
         with self._lock:
             try:
@@ -410,9 +438,10 @@ class Pipeline:
             except Exception:
                 self._counters.refused_requests += 1
                 raise
-            self._count(result.spans_seen, priced, result.dropped, result.rejected_reasons)
-        if result.rejected:
-            return ExportOutcome(result.rejected, _partial_success_message(result.rejected_reasons))
+            self._count(summary.spans_seen, priced, summary.dropped, summary.rejected_reasons)
+        rejected = sum(summary.rejected_reasons.values())
+        if rejected:
+            return ExportOutcome(rejected, _partial_success_message(summary.rejected_reasons))
         return ExportOutcome()
 
     def _count(

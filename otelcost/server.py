@@ -25,9 +25,11 @@ import os
 import tempfile
 import threading
 from collections.abc import Sequence
+from functools import partial
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from prometheus_client.registry import Collector
 
 from otelcost import metrics
 from otelcost.config import Config
@@ -38,6 +40,7 @@ from otelcost.pipeline import Pipeline
 from otelcost.policy.server import build_api_app
 from otelcost.receiver.grpc import GrpcReceiver
 from otelcost.receiver.http import HttpReceiver
+from otelcost.workers import WorkerPool
 
 __all__ = ["BackgroundServer", "Server", "check_data_dir"]
 
@@ -64,16 +67,18 @@ class Server:
     def __init__(self, config: Config, *, pipeline: Pipeline | None = None) -> None:
         self.config = config
         self.pipeline = pipeline or Pipeline(config)
+        in_process = config.receiver.workers == 0
         self.grpc = (
             GrpcReceiver(config=config.receiver.grpc, intake=self.pipeline)
-            if config.receiver.grpc.enabled
+            if config.receiver.grpc.enabled and in_process
             else None
         )
         self.http = (
             HttpReceiver(config=config.receiver.http, intake=self.pipeline)
-            if config.receiver.http.enabled
+            if config.receiver.http.enabled and in_process
             else None
         )
+        self.workers = None if in_process else WorkerPool(config, self.pipeline)
         self.compactor = Compactor(
             lake_dir=config.lake_dir,
             config=config.lake.compaction,
@@ -83,13 +88,7 @@ class Server:
         self._registry = metrics.build_registry(
             metrics.PipelineCollector(self.pipeline.counters_snapshot, self.pipeline.lake),
             metrics.CompactionCollector(self.compactor),
-            metrics.NormalizerCollector(self.pipeline.normalizer.counters_snapshot),
-            metrics.ReceiverCollector(
-                {
-                    "grpc": self.grpc.stats if self.grpc else None,
-                    "http": self.http.stats if self.http else None,
-                }
-            ),
+            *self._intake_collectors(),
             metrics.EvaluatorCollector(self.pipeline.evaluator.counters),
             *(
                 [metrics.SpoolCollector(self.pipeline.spool, lambda: self.pipeline.replayed)]
@@ -101,6 +100,32 @@ class Server:
         self._api_site: web.TCPSite | None = None
         self._pipeline_started = False
         self._ready = False
+
+    def _intake_collectors(self) -> list[Collector]:
+        """Receiver and normalizer counters: of this process, or summed over the workers."""
+        workers = self.workers
+        if workers is None:
+            return [
+                metrics.NormalizerCollector(self.pipeline.normalizer.counters_snapshot),
+                metrics.ReceiverCollector(
+                    {
+                        "grpc": self.grpc.stats.snapshot if self.grpc else None,
+                        "http": self.http.stats.snapshot if self.http else None,
+                    }
+                ),
+                metrics.WorkersCollector(lambda: (0, 0, 0)),
+            ]
+        config = self.config.receiver
+        return [
+            metrics.NormalizerCollector(workers.normalizer_counters),
+            metrics.ReceiverCollector(
+                {
+                    "grpc": partial(workers.receiver_stats, "grpc") if config.grpc.enabled else None,
+                    "http": partial(workers.receiver_stats, "http") if config.http.enabled else None,
+                }
+            ),
+            metrics.WorkersCollector(lambda: (workers.size, workers.live(), workers.restarts)),
+        ]
 
     # -- the API listener --------------------------------------------------------------------
 
@@ -171,6 +196,8 @@ class Server:
                 await self.grpc.start()
             if self.http is not None:
                 await self.http.start()
+            if self.workers is not None:
+                await self.workers.start()
         except BaseException:
             await self.stop()
             raise
@@ -192,6 +219,8 @@ class Server:
     async def stop(self) -> None:
         """Stop accepting, finish requests in flight, flush the lake. Safe to call twice."""
         self._ready = False
+        if self.workers is not None:
+            await self.workers.stop(STOP_GRACE_SECONDS)
         if self.grpc is not None:
             await self.grpc.stop(STOP_GRACE_SECONDS)
         if self.http is not None:
@@ -220,6 +249,12 @@ class Server:
             parts.append(
                 f"OTLP/HTTP on {self.config.receiver.http.listen.rsplit(':', 1)[0]}:{self.http.port}"
             )
+        if self.workers is not None:
+            for protocol, name in (("grpc", "OTLP/gRPC"), ("http", "OTLP/HTTP")):
+                if (port := self.workers.port(protocol)) is not None:
+                    host = getattr(self.config.receiver, protocol).listen.rsplit(":", 1)[0]
+                    parts.append(f"{name} on {host}:{port}")
+            parts.append(f"{self.workers.size} receiver worker process(es)")
         if self.api_port is not None:
             parts.append(f"API on {self.config.api.listen.rsplit(':', 1)[0]}:{self.api_port}")
         parts.append(f"lake at {os.fspath(self.config.lake_dir)}")

@@ -27,6 +27,11 @@ GC_THRESHOLD_GEN0 = 20_000
     "--api-listen", metavar="HOST:PORT", help="Policy/metrics/health listen address (default 127.0.0.1:4320)."
 )
 @click.option("--flush-interval", metavar="DURATION", help="Lake flush interval, e.g. 2s (default 2s).")
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    help="Receiver worker processes sharing the OTLP ports (default 0: receive in this process).",
+)
 def serve(
     *,
     config_path: Path | None,
@@ -35,6 +40,7 @@ def serve(
     http_listen: str | None,
     api_listen: str | None,
     flush_interval: str | None,
+    workers: int | None,
 ) -> None:
     """Receive OTLP spans, price LLM calls, and land them in the lake until SIGTERM/SIGINT.
 
@@ -48,6 +54,8 @@ def serve(
         overrides.setdefault("receiver", {})["http"] = {"listen": http_listen}
     if api_listen:
         overrides["api"] = {"listen": api_listen}
+    if workers is not None:
+        overrides.setdefault("receiver", {})["workers"] = workers
     if flush_interval:
         overrides["lake"] = {"flush_interval": flush_interval}
     config = load_cli_config(config_path, data_dir, **overrides)

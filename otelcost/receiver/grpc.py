@@ -11,7 +11,8 @@ deserializer failure would be reported as INTERNAL. Large messages are parsed in
 ``errors.py``.
 
 The server is created with ``grpc.so_reuseport`` off, so a busy port is an error at start
-(``BindError``) instead of two processes silently sharing the port.
+(``BindError``) instead of two processes silently sharing the port; only receiver workers
+(``otelcost/workers``), whose parent checked the port first, turn it on.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ class GrpcReceiver:
     then cancels the rest. ``stop`` is safe before ``start`` and more than once.
     """
 
-    def __init__(self, *, config: GrpcReceiverConfig, intake: Intake) -> None:
+    def __init__(self, *, config: GrpcReceiverConfig, intake: Intake, reuse_port: bool = False) -> None:
         self.config = config
         self.intake = intake
+        self.reuse_port = reuse_port
+        """Share the port with other processes that set it too (receiver workers)."""
         self.stats = ReceiverStats()
         self._server: aio.Server | None = None
         self._port: int | None = None
@@ -64,7 +67,7 @@ class GrpcReceiver:
         server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", self.config.max_request_size),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if self.reuse_port else 0),
             ],
         )
         handler = grpc.unary_unary_rpc_method_handler(self._export)  # raw bytes in and out

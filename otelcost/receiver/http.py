@@ -98,9 +98,11 @@ class HttpReceiver:
     then closes the remaining connections. ``stop`` is safe before ``start`` and more than once.
     """
 
-    def __init__(self, *, config: HttpReceiverConfig, intake: Intake) -> None:
+    def __init__(self, *, config: HttpReceiverConfig, intake: Intake, reuse_port: bool = False) -> None:
         self.config = config
         self.intake = intake
+        self.reuse_port = reuse_port
+        """Share the port with other processes that set it too (receiver workers)."""
         self.stats = ReceiverStats()
         self._wire_cap = wire_size_cap(config.max_request_size)
         self._runner: web.AppRunner | None = None
@@ -135,7 +137,7 @@ class HttpReceiver:
             shutdown_timeout=_CLEANUP_TIMEOUT_SECONDS,
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, reuse_port=self.reuse_port or None)
         try:
             await site.start()
         except OSError as exc:
