@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ServerProcess", "cpu_seconds", "free_port", "peak_rss_bytes", "read_metrics"]
+__all__ = ["ServerProcess", "cpu_seconds", "free_port", "peak_rss_bytes", "process_tree", "read_metrics"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +38,17 @@ def peak_rss_bytes(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmHWM in /proc status")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live children (a server's receiver workers), from /proc."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return [pid, *children]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -70,6 +81,7 @@ class ServerProcess:
         budgets: list[dict[str, Any]] | None = None,
         extra: dict[str, Any] | None = None,
         root: Path | None = None,
+        workers: int = 0,
     ) -> None:
         self.root = root or ROOT
         """Where ``python -m otelcost`` runs: another checkout measures other code (before/after)."""
@@ -82,6 +94,7 @@ class ServerProcess:
             "receiver": {
                 "grpc": {"listen": f"127.0.0.1:{self.grpc_port}"},
                 "http": {"listen": f"127.0.0.1:{self.http_port}"},
+                **({"workers": workers} if workers else {}),  # older trees lack the key
             },
             "api": {"listen": f"127.0.0.1:{self.api_port}"},
             "budgets": budgets or [],

@@ -47,11 +47,13 @@ from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks.harness import ServerProcess, cpu_seconds, peak_rss_bytes
+from benchmarks.harness import ServerProcess, cpu_seconds, peak_rss_bytes, process_tree
 from benchmarks.workload import PRICES_PER_MTOK, TEAMS, Workload, build_workload
 
 GRPC_METHOD: Final = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 IN_FLIGHT: Final = 4
+"""Requests in flight, each on its own connection (so SO_REUSEPORT can spread them over
+receiver workers; ``--in-flight`` changes it)."""
 BUDGETS: Final = [
     {
         "name": "team-monthly",
@@ -68,22 +70,32 @@ ALTERNATIVE_FLUSH_ROWS: Final = 100_000
 # -- the load generator (its own process) ---------------------------------------------------------
 
 
-async def _send_grpc(port: int, payloads: list[bytes], ready: EventType, go: EventType) -> dict[str, float]:
+async def _send_grpc(
+    port: int, payloads: list[bytes], ready: EventType, go: EventType, in_flight: int
+) -> dict[str, float]:
     import grpc  # noqa: PLC0415 - only the load generator process needs a gRPC client
     from grpc import aio  # noqa: PLC0415
 
     retryable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
-    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
-    async with aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+    # One channel (connection) per request in flight, as many exporting services would open:
+    # a local subchannel pool keeps gRPC from sharing one connection between the channels.
+    options = [
+        ("grpc.max_send_message_length", 64 << 20),
+        ("grpc.max_receive_message_length", 64 << 20),
+        ("grpc.use_local_subchannel_pool", 1),
+    ]
+    channels = [aio.insecure_channel(f"127.0.0.1:{port}", options=options) for _ in range(in_flight)]
+    try:
         # No serializers: the request is sent as the bytes given, the answer comes back as bytes.
-        export = channel.unary_unary(GRPC_METHOD)
-        await export(b"", timeout=10)  # connect (an empty request never reaches the pipeline)
+        exports = [channel.unary_unary(GRPC_METHOD) for channel in channels]
+        for export in exports:
+            await export(b"", timeout=10)  # connect (an empty request never reaches the pipeline)
         ready.set()
         await asyncio.get_running_loop().run_in_executor(None, go.wait)
         retries = 0
         pending = iter(payloads)
 
-        async def worker() -> None:
+        async def worker(export: Any) -> None:
             nonlocal retries
             for payload in pending:
                 while True:
@@ -97,16 +109,21 @@ async def _send_grpc(port: int, payloads: list[bytes], ready: EventType, go: Eve
                         await asyncio.sleep(0.05)
 
         started = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+        await asyncio.gather(*(worker(export) for export in exports))
         return {"started": started, "acked": time.monotonic(), "retries": retries}
+    finally:
+        for channel in channels:
+            await channel.close()
 
 
-async def _send_http(port: int, payloads: list[bytes], ready: EventType, go: EventType) -> dict[str, float]:
+async def _send_http(
+    port: int, payloads: list[bytes], ready: EventType, go: EventType, in_flight: int
+) -> dict[str, float]:
     import aiohttp  # noqa: PLC0415
 
     url = f"http://127.0.0.1:{port}/v1/traces"
     headers = {"Content-Type": "application/x-protobuf"}
-    connector = aiohttp.TCPConnector(limit=IN_FLIGHT, force_close=False)
+    connector = aiohttp.TCPConnector(limit=in_flight, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def post(payload: bytes) -> int:
@@ -115,7 +132,7 @@ async def _send_http(port: int, payloads: list[bytes], ready: EventType, go: Eve
                 return response.status
 
         # Open the keep-alive connections first (empty requests never reach the pipeline).
-        await asyncio.gather(*(post(b"") for _ in range(IN_FLIGHT)))
+        await asyncio.gather(*(post(b"") for _ in range(in_flight)))
         ready.set()
         await asyncio.get_running_loop().run_in_executor(None, go.wait)
         retries = 0
@@ -134,17 +151,17 @@ async def _send_http(port: int, payloads: list[bytes], ready: EventType, go: Eve
                     await asyncio.sleep(0.05)
 
         started = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
         return {"started": started, "acked": time.monotonic(), "retries": retries}
 
 
 def _load_generator(  # noqa: PLR0917 - a multiprocessing target takes positional arguments
-    protocol: str, port: int, payload_file: str, ready: EventType, go: EventType, results: Any
+    protocol: str, port: int, payload_file: str, ready: EventType, go: EventType, results: Any, in_flight: int
 ) -> None:
     with open(payload_file, "rb") as handle:
         payloads: list[bytes] = pickle.load(handle)
     send = _send_grpc if protocol == "grpc" else _send_http
-    results.put(asyncio.run(send(port, payloads, ready, go)))
+    results.put(asyncio.run(send(port, payloads, ready, go, in_flight)))
 
 
 # -- one pipeline run -----------------------------------------------------------------------------
@@ -161,17 +178,26 @@ class PipelineRun:
 
 
 def run_pipeline(
-    protocol: str, workload: Workload, payload_file: str, root: Path | None = None
+    protocol: str,
+    workload: Workload,
+    payload_file: str,
+    root: Path | None = None,
+    *,
+    workers: int = 0,
+    in_flight: int = IN_FLIGHT,
 ) -> PipelineRun:
     ctx = multiprocessing.get_context("spawn")
-    with ServerProcess(budgets=BUDGETS, root=root) as server:
+    with ServerProcess(budgets=BUDGETS, root=root, workers=workers) as server:
         ready, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
         port = server.grpc_port if protocol == "grpc" else server.http_port
-        sender = ctx.Process(target=_load_generator, args=(protocol, port, payload_file, ready, go, results))
+        sender = ctx.Process(
+            target=_load_generator, args=(protocol, port, payload_file, ready, go, results, in_flight)
+        )
         sender.start()
         if not ready.wait(120):
             raise RuntimeError("load generator did not connect")
-        cpu_before = cpu_seconds(server.pid)
+        processes = process_tree(server.pid)  # the serve process and its receiver workers
+        cpu_before = sum(cpu_seconds(pid) for pid in processes)
         go.set()
         outcome = results.get(timeout=1800)
         sender.join()
@@ -184,8 +210,8 @@ def run_pipeline(
                 durable = time.monotonic()
                 break
             time.sleep(0.02)
-        cpu_after = cpu_seconds(server.pid)
-        rss = peak_rss_bytes(server.pid)
+        cpu_after = sum(cpu_seconds(pid) for pid in processes)
+        rss = sum(peak_rss_bytes(pid) for pid in processes)
         calls = int(metrics.get("otelcost_calls_total", 0.0))
     return PipelineRun(
         seconds=durable - outcome["started"],
@@ -368,6 +394,12 @@ def main() -> None:
     parser.add_argument("--protocols", default="grpc,http")
     parser.add_argument("--quick", action="store_true", help="a tenth of the spans (smoke test)")
     parser.add_argument(
+        "--workers", type=int, default=0, help="receiver.workers of the server (0: receive in-process)"
+    )
+    parser.add_argument(
+        "--in-flight", type=int, default=IN_FLIGHT, help="requests in flight, one connection each"
+    )
+    parser.add_argument(
         "--server-root",
         type=Path,
         help="run the server from this source tree (a copy of another revision: before/after)",
@@ -413,7 +445,14 @@ def main() -> None:
                     f"peak RSS {alternative['peak_rss'] / 2**20:.0f} MiB"
                 )
                 for protocol in protocols:
-                    result = run_pipeline(protocol, workload, payload_file, args.server_root)
+                    result = run_pipeline(
+                        protocol,
+                        workload,
+                        payload_file,
+                        args.server_root,
+                        workers=args.workers,
+                        in_flight=args.in_flight,
+                    )
                     if result.calls != workload.llm_spans:
                         print(f"  WARNING: {result.calls} rows for {workload.llm_spans} LLM spans")
                     per_protocol[protocol].append(result)
