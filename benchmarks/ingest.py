@@ -416,7 +416,10 @@ def main() -> None:
             ),
         ),
     ]
-    print(f"otelcost ingest benchmark: {args.runs} runs, {IN_FLIGHT} requests in flight, {len(TEAMS)} teams")
+    print(
+        f"otelcost ingest benchmark: {args.runs} runs, {args.in_flight} requests in flight "
+        f"(one connection each), {args.workers} receiver workers, {len(TEAMS)} teams"
+    )
     with tempfile.TemporaryDirectory(prefix="otelcost-ingest-") as scratch:
         for label, make in cases:
             workload = make()
