@@ -172,6 +172,8 @@ class PipelineRun:
     seconds: float
     ack_seconds: float
     server_cpu: float
+    serve_process_cpu: float
+    """CPU of the serve process alone (with receiver workers: the spool, lake and budgets side)."""
     peak_rss: int
     retries: int
     calls: int
@@ -197,7 +199,7 @@ def run_pipeline(
         if not ready.wait(120):
             raise RuntimeError("load generator did not connect")
         processes = process_tree(server.pid)  # the serve process and its receiver workers
-        cpu_before = sum(cpu_seconds(pid) for pid in processes)
+        cpu_before = [cpu_seconds(pid) for pid in processes]
         go.set()
         outcome = results.get(timeout=1800)
         sender.join()
@@ -210,13 +212,14 @@ def run_pipeline(
                 durable = time.monotonic()
                 break
             time.sleep(0.02)
-        cpu_after = sum(cpu_seconds(pid) for pid in processes)
+        cpu_after = [cpu_seconds(pid) for pid in processes]
         rss = sum(peak_rss_bytes(pid) for pid in processes)
         calls = int(metrics.get("otelcost_calls_total", 0.0))
     return PipelineRun(
         seconds=durable - outcome["started"],
         ack_seconds=outcome["acked"] - outcome["started"],
-        server_cpu=cpu_after - cpu_before,
+        server_cpu=sum(cpu_after) - sum(cpu_before),
+        serve_process_cpu=cpu_after[0] - cpu_before[0],
         peak_rss=rss,
         retries=int(outcome["retries"]),
         calls=calls,
@@ -466,7 +469,14 @@ def main() -> None:
                         f"({_fmt(workload.spans / result.seconds)} spans/s; "
                         f"acked in {result.ack_seconds:.2f}s, "
                         f"durable at {result.seconds:.2f}s), {_fmt(workload.llm_spans / result.server_cpu)} "
-                        f"LLM spans per server CPU-s, server peak RSS {result.peak_rss / 2**20:.0f} MiB, "
+                        f"LLM spans per server CPU-s"
+                        + (
+                            f" ({_fmt(workload.llm_spans / result.serve_process_cpu)} per CPU-s of the serve "
+                            f"process alone)"
+                            if args.workers
+                            else ""
+                        )
+                        + f", server peak RSS {result.peak_rss / 2**20:.0f} MiB, "
                         f"{result.retries} retries; {rate / ceiling_rate:.1%} of ceiling, "
                         f"{rate / alternative_rate:.2f}x alternative"
                     )
