@@ -6,10 +6,16 @@ magnitude slower than one over a file per day (docs/benchmarks.md). Compaction m
 of a day smaller than ``target_file_size`` into one file sorted by ``ts``, once there are at
 least ``min_files`` of them; larger files are left as they are.
 
-Each partition is compacted under the exclusive lake lock (flushes wait; no file lands in the
-day meanwhile). The new directory is built in ``.staging/``: hard links to the kept files plus
-the merged file, then swapped in by ``files.swap_partition`` (one ``renameat2(RENAME_EXCHANGE)``),
-so a reader sees the old set of files or the new set, never both, never neither. The merged
+A partition is compacted in two phases, so that live flushes never wait for a merge:
+
+1. under the *shared* lake lock (flushes go on; a reprice or another compaction's swap waits),
+   the small files are read, merged and written to a directory in ``.staging/``;
+2. under the *exclusive* lock, held only for links and renames, the day is listed again: if a
+   file that was merged is gone (the day was rewritten between the phases), nothing is done;
+   otherwise a new directory is built in ``.staging/`` from hard links to every other file of
+   the day (the large ones and those flushed during phase 1) plus the merged file, and swapped
+   in by ``files.swap_partition`` (one ``renameat2(RENAME_EXCHANGE)``), so a reader sees the old
+   set of files or the new set, never both, never neither. The merged
 file's footer carries the union of the spool seqs of the files it replaces and the kept files
 keep theirs (same inodes), so ``read_partition_seqs`` is unchanged and a spool replay after a
 crash still skips the records already in the lake (``lake/seqs.py``). Rows are not changed,
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +53,7 @@ from otelcost.lake.files import (
     list_partitions,
     partition_dir,
     sort_by_ts,
+    stage_directory,
     swap_partition,
 )
 from otelcost.lake.seqs import SeqSet, read_file_seqs, with_seqs
@@ -130,11 +138,13 @@ def compact_partition(
     """Merge ``day``'s files smaller than ``target_file_size`` into one, if there are at least
     ``min_files`` of them; leave the larger files alone. A day with nothing to do is not touched.
 
-    Takes ``lake_lock(lake_dir)`` exclusively (``lock_timeout`` seconds at most, then LakeError)
-    for the whole read-merge-swap; a dry run takes no lock and writes nothing. When ``cancel``
-    is set during the work (the server is stopping), the half-built directory is removed and
-    the result says ``abandoned``: the day keeps its old files. Raises LakeError on I/O errors,
-    with the day holding its old files (or its new ones, if only the clean-up failed).
+    Reads and merges under the shared lake lock, swaps under the exclusive one (module
+    docstring); each wait is bounded by ``lock_timeout`` seconds (then LakeError). A day
+    rewritten between the two phases is left as it is (``rewritten`` False). A dry run takes no
+    lock and writes nothing. When ``cancel`` is set during the merge (the server is stopping),
+    the staged file is removed and the result says ``abandoned``: the day keeps its old files.
+    Raises LakeError on I/O errors, with the day holding its old files (or its new ones, if only
+    the clean-up failed).
     """
     started = time.perf_counter()
 
@@ -162,45 +172,77 @@ def compact_partition(
         if cancel is not None and cancel.is_set():
             raise _Abandoned
 
-    with lake_lock(lake_dir, timeout=lock_timeout):
+    # Phase 1, under the shared lock: flushes go on, a rewrite of the day (reprice, another
+    # compaction's swap) waits. The expensive part, reading and merging, happens here.
+    with lake_lock(lake_dir, shared=True, timeout=lock_timeout):
         plan = _plan(lake_dir, day, target_file_size=target_file_size, min_files=min_files)
         rows = _rows([path for path, _ in plan.files])
         if not plan.small:
             return result(plan, files_after=len(plan.files), bytes_after=plan.bytes, rewritten=False)
-        small = set(plan.small)
-        kept = [path for path, _ in plan.files if path not in small]
+        staged = stage_directory(lake_dir, day, "merge")
         merged_name = _new_file_name()
-
-        def build(directory: Path) -> None:
-            for path in kept:
-                os.link(path, directory / path.name)  # same inode, same footer, same seqs
-            tables, seqs = [], [SeqSet()]
-            for path in plan.small:
-                checkpoint()
-                try:
-                    tables.append(conform_stored(pq.read_table(path, partitioning=None), source=str(path)))
-                    seqs.append(read_file_seqs(path))
-                except (OSError, pa.ArrowException, ValueError) as exc:
-                    raise _io_error(f"read {path}", exc) from exc
-            merged = sort_by_ts(pa.concat_tables(tables) if tables else RECORD_SCHEMA.empty_table())
-            _write_parquet(
-                directory / merged_name,
-                with_seqs(merged, seqs[0].union(*seqs[1:])),
-                compression=compression,
-                row_group_size=row_group_size,
-                checkpoint=checkpoint,
-            )
-            checkpoint()  # the last moment to give up: after this, the swap
-
         try:
+            _merge(plan.small, staged / merged_name, compression, row_group_size, checkpoint)
+        except BaseException as exc:
+            shutil.rmtree(staged, ignore_errors=True)
+            if isinstance(exc, _Abandoned):
+                return result(
+                    plan, files_after=len(plan.files), bytes_after=plan.bytes, rewritten=False, abandoned=True
+                )
+            raise
+    # Phase 2, under the exclusive lock: links and renames only, so flushes wait milliseconds.
+    try:
+        with lake_lock(lake_dir, timeout=lock_timeout):
+            live_files = _data_files(partition_dir(lake_dir, day))
+            merged_away = {path.name for path in plan.small}
+            if not merged_away <= {path.name for path in live_files}:
+                # The day was rewritten between the phases (a reprice, another compaction):
+                # the merged file describes files that are gone. Leave the day as it is now.
+                return result(plan, files_after=len(live_files), bytes_after=None, rewritten=False)
+            # Files flushed during phase 1 are kept, like the large ones.
+            kept = [path for path in live_files if path.name not in merged_away]
+
+            def build(directory: Path) -> None:
+                for path in kept:
+                    os.link(path, directory / path.name)  # same inode, same footer, same seqs
+                os.link(staged / merged_name, directory / merged_name)
+
             swap_partition(lake_dir, day, build, action="compact")
-        except _Abandoned:
-            return result(
-                plan, files_after=len(plan.files), bytes_after=plan.bytes, rewritten=False, abandoned=True
-            )
-        live = partition_dir(lake_dir, day)
-        bytes_after = sum(path.stat().st_size for path in _data_files(live))
-        return result(plan, files_after=len(kept) + 1, bytes_after=bytes_after, rewritten=True)
+            bytes_after = sum(path.stat().st_size for path in _data_files(partition_dir(lake_dir, day)))
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return result(plan, files_after=len(kept) + 1, bytes_after=bytes_after, rewritten=True)
+
+
+def _merge(
+    paths: list[Path],
+    target: Path,
+    compression: str,
+    row_group_size: int,
+    checkpoint: Callable[[], None],
+) -> None:
+    """Write the rows of ``paths``, sorted by ``ts``, to ``target`` (fsynced), with the union
+    of their spool seqs in its footer."""
+    tables, seqs = [], [SeqSet()]
+    for path in paths:
+        checkpoint()
+        try:
+            tables.append(conform_stored(pq.read_table(path, partitioning=None), source=str(path)))
+            seqs.append(read_file_seqs(path))
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            raise _io_error(f"read {path}", exc) from exc
+    merged = sort_by_ts(pa.concat_tables(tables) if tables else RECORD_SCHEMA.empty_table())
+    try:
+        _write_parquet(
+            target,
+            with_seqs(merged, seqs[0].union(*seqs[1:])),
+            compression=compression,
+            row_group_size=row_group_size,
+            checkpoint=checkpoint,
+        )  # fsynced; the swap fsyncs the directory that links it
+    except (OSError, pa.ArrowException) as exc:
+        raise _io_error(f"write {target}", exc) from exc
+    checkpoint()  # the last moment to give up: after this, the swap
 
 
 def compact_lake(
@@ -218,9 +260,8 @@ def compact_lake(
     on_partition: Callable[[CompactionResult], None] | None = None,
 ) -> list[CompactionResult]:
     """:func:`compact_partition` over the days from ``since`` (inclusive) to ``until``
-    (exclusive), oldest first; one result per day. The lock is taken per day, so the live
-    writer waits for one day's merge at a time. Stops after the day in progress when ``cancel``
-    is set.
+    (exclusive), oldest first; one result per day. Stops after the day in progress when
+    ``cancel`` is set.
     """
     results = []
     for day in _days(lake_dir, since, until):

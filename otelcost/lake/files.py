@@ -75,6 +75,7 @@ __all__ = [
     "replace_partition",
     "sort_by_ts",
     "split_by_day",
+    "stage_directory",
     "swap_partition",
     "table_dir",
     "write_files",
@@ -518,6 +519,20 @@ def exchange_directories(first: Path, second: Path) -> bool:
 
 def _staging_name(day: date, role: str, token: str) -> str:
     return f"{_PARTITION_PREFIX}{day.isoformat()}.{role}-{token}"
+
+
+def stage_directory(lake_dir: Path, day: date, role: str) -> Path:
+    """A new, empty directory for work on ``day`` in ``<lake_dir>/.staging/`` (outside the glob,
+    on the lake's file system, so what is built there can be hard-linked into a partition).
+    :func:`recover` deletes what a crash leaves there; the caller deletes it when done."""
+    staging = Path(lake_dir) / STAGING_DIR
+    directory = staging / _staging_name(day, role, uuid.uuid4().hex[:12])
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+        directory.mkdir()
+    except OSError as exc:
+        raise _io_error(f"create the staging directory {directory}", exc) from exc
+    return directory
 
 
 def replace_partition(

@@ -8,15 +8,18 @@ import time
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from otelcost.cli import main
 from otelcost.config import LakeConfig
-from otelcost.lake.compact import Compactor, compact_lake, compact_partition
+from otelcost.lake import compact as compact_module
+from otelcost.lake.compact import CompactionResult, Compactor, compact_lake, compact_partition
 from otelcost.lake.config import CompactionConfig
 from otelcost.lake.files import lake_lock, partition_dir, read_partition, read_partition_seqs, write_files
 from otelcost.lake.query import connect, run_query
@@ -280,3 +283,60 @@ def test_compaction_is_on_by_default_with_documented_settings() -> None:
     settings = LakeConfig().compaction
     assert settings.enabled and settings.interval == timedelta(minutes=5)
     assert (settings.min_files, settings.target_file_size) == (32, 256 * 2**20)
+
+
+def test_flushes_go_on_during_the_merge_and_their_files_are_kept(
+    lake_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merge runs under the shared lock: a flush in the middle of it gets the lock at once
+    (a 0.2 s bound), and its file survives the swap beside the merged one."""
+    _small_lake(lake_dir, 5)
+    real_write = compact_module._write_parquet
+    flushed: list[Path] = []
+
+    def write_then_flush(path: Path, table: pa.Table, **kwargs: Any) -> None:
+        real_write(path, table, **kwargs)
+        with lake_lock(lake_dir, shared=True, timeout=0.2):  # raises if compaction held it exclusively
+            flushed.extend(
+                write_files(lake_dir, make_calls(7, seed=999), spool_seqs={DEFAULT_DAY: SeqSet.of([999])})
+            )
+
+    monkeypatch.setattr(compact_module, "_write_parquet", write_then_flush)
+    result = compact_partition(lake_dir, DEFAULT_DAY, min_files=4, row_group_size=1_024)
+
+    assert result.rewritten and (result.merged_files, result.files_after) == (5, 2)
+    assert len(flushed) == 1 and flushed[0] in _files(lake_dir)
+    assert read_partition_seqs(lake_dir, DEFAULT_DAY) == SeqSet([(1, 5), (999, 999)])
+    assert read_partition(lake_dir, DEFAULT_DAY).num_rows == 5 * SMALL_ROWS + 7
+    assert not list((lake_dir / ".staging").iterdir())
+
+
+def test_of_two_compactions_merging_the_same_files_one_swaps_the_other_leaves_the_day(
+    lake_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the merge and the swap the lock is released. Two compactions (a CLI run beside
+    the server's) that both merged the same files: the first to get the exclusive lock swaps,
+    the second finds the files it merged gone and leaves the day as the first made it."""
+    _small_lake(lake_dir, 5)
+    real_write = compact_module._write_parquet
+    both_merged = threading.Barrier(2, timeout=30)
+
+    def write_and_wait_for_the_other(path: Path, table: pa.Table, **kwargs: Any) -> None:
+        real_write(path, table, **kwargs)
+        both_merged.wait()  # both are past their merge, neither has swapped
+
+    monkeypatch.setattr(compact_module, "_write_parquet", write_and_wait_for_the_other)
+    results: list[CompactionResult] = []
+    other = threading.Thread(
+        target=lambda: results.append(compact_partition(lake_dir, DEFAULT_DAY, min_files=4, lock_timeout=30))
+    )
+    other.start()
+    results.append(compact_partition(lake_dir, DEFAULT_DAY, min_files=4, lock_timeout=30))
+    other.join(30)
+
+    assert sorted(r.rewritten for r in results) == [False, True]
+    assert not any(r.abandoned for r in results)
+    assert len(_files(lake_dir)) == 1  # one merged file, not two
+    assert read_partition(lake_dir, DEFAULT_DAY).num_rows == 5 * SMALL_ROWS
+    assert read_partition_seqs(lake_dir, DEFAULT_DAY) == SeqSet([(1, 5)])
+    assert not list((lake_dir / ".staging").iterdir())
