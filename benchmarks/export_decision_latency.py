@@ -13,7 +13,9 @@ for each probe the benchmark records when the Export call returned and when the 
 ``check(team=probe, feature="probe")`` first answered "blocked". Printed: p50 / p99 / max of that latency.
 
 Honest caveat: sender, server and client share one Python process (and its GIL) on 2 cores, so
-the figure includes contention a real deployment would not have.
+the figure includes contention a real deployment would not have. With ``--workers N`` the
+receivers, normalizer and pricer run in N processes of their own (``receiver.workers``), and
+the probe's path includes the hop from a worker to the serve process.
 """
 
 from __future__ import annotations
@@ -102,6 +104,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=100, help="spans per Export request")
     parser.add_argument("--probe-ms", type=float, default=200.0)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="receiver.workers (the receivers then run in their own processes)",
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="otelcost-bench-"))
@@ -112,14 +120,16 @@ def main() -> None:
             "data_dir": str(data_dir),
             "budgets": BUDGETS,
             "api": {"listen": loopback},
-            "receiver": {"grpc": {"listen": loopback}, "http": {"enabled": False}},
+            "receiver": {"grpc": {"listen": loopback}, "http": {"enabled": False}, "workers": args.workers},
         },
     )
     exported_at: dict[str, float] = {}
     seen_at: dict[str, float] = {}
-    with BackgroundServer(config) as running:
+    with BackgroundServer(config, start_timeout=60) as running:
         server = running.server
-        assert server.grpc is not None
+        grpc_port = (
+            server.grpc.port if server.grpc is not None else server.workers and server.workers.port("grpc")
+        )
         client = PolicyClient(f"http://127.0.0.1:{server.api_port}", wait=30).start()
         client.wait_for_version(1)
         stop = threading.Event()
@@ -133,7 +143,7 @@ def main() -> None:
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc.port}")
+        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
         export = trace_service_pb2_grpc.TraceServiceStub(channel).Export
         interval = args.batch / args.rate
         probe_every = max(1, round(args.probe_ms / 1000 / interval))
