@@ -9,6 +9,7 @@ Our exception hierarchy::
     │   └── TransientIngestError  overload or a passing fault: the sender should retry later
     ├── PricingError              a price catalog is invalid or a lookup cannot be made
     └── LakeError                 the Parquet lake cannot be written or read
+        └── LakeLockTimeoutError  another job held the lake lock too long; nothing changed
 
 Whether a retry helps is part of the type, so the receivers map errors to protocol status codes
 from the type alone (``otelcost/receiver/errors.py``). Foreign exceptions (pyarrow, duckdb,
@@ -23,6 +24,7 @@ __all__ = [
     "ConfigError",
     "IngestError",
     "LakeError",
+    "LakeLockTimeoutError",
     "OtelcostError",
     "PermanentIngestError",
     "PricingError",
@@ -60,3 +62,7 @@ class PricingError(OtelcostError):
 
 class LakeError(OtelcostError):
     """The lake could not be written or read."""
+
+
+class LakeLockTimeoutError(LakeError):
+    """The lake lock was not free in time (a reprice or compaction holds it); nothing changed."""

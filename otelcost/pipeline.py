@@ -232,6 +232,10 @@ class Pipeline:
         for sink in self.sinks:
             try:
                 sink.shutdown()
+            except LakeError as exc:
+                if self.spool is not None:  # their seqs were never checkpointed
+                    exc = type(exc)(f"{exc}; the spool holds them: they are replayed at the next start")
+                failure = failure or exc
             except Exception as exc:
                 failure = failure or exc
         if self.spool is not None:

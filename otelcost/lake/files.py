@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from otelcost.errors import LakeError
+from otelcost.errors import LakeError, LakeLockTimeoutError
 from otelcost.fsync import fsync_path
 from otelcost.lake.seqs import SeqSet, read_file_seqs, with_seqs
 from otelcost.schema import PARTITION_COLUMN, RECORD_SCHEMA
@@ -171,7 +171,8 @@ def lake_lock(lake_dir: Path, *, shared: bool = False, timeout: float | None = N
     reprice and compaction take it exclusive around their read-modify-replace, which waits for
     flushes in progress and holds new ones back. Each call opens its own file description, so
     the lock also works between threads of one process. ``timeout`` (seconds) bounds the wait;
-    ``None`` waits as long as it takes. Readers take no lock.
+    ``None`` waits as long as it takes; a timeout raises ``LakeLockTimeoutError``. Readers take
+    no lock.
     """
     path = Path(lake_dir) / LOCK_FILE
     try:
@@ -192,7 +193,7 @@ def lake_lock(lake_dir: Path, *, shared: bool = False, timeout: float | None = N
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         kind = "shared" if shared else "exclusive"
-                        raise LakeError(
+                        raise LakeLockTimeoutError(
                             f"timed out after {timeout:g}s waiting for the {kind} lake lock {path}"
                         ) from None
                     time.sleep(0.01)

@@ -12,9 +12,13 @@ taken, so the receiver answers "retry later" (gRPC UNAVAILABLE / HTTP 503) and n
 half-applied; this happens when the disk is slower than the traffic, or failing.
 
 A failed write (disk full, permissions) loses nothing: the rows go back to the front of the
-buffer, ``flush_errors`` counts it, and the next interval tries again. Rows are written in
-the order they were consumed, and a flush is all or nothing, so ``on_flushed(files, rows)``
-means exactly "the oldest ``rows`` rows not reported before are now durable".
+buffer, ``flush_errors`` counts it, and the next interval tries again. While another job holds
+the lake lock exclusively (``otelcost reprice``, the swap of a compaction), the flush thread
+waits for it in steps of one flush interval, so that a stop is never held up by it for longer;
+the final flush of :meth:`LakeWriter.shutdown` waits at most ``shutdown_lock_timeout`` seconds.
+Rows are written in the order they were consumed, and a flush is all or nothing, so
+``on_flushed(files, rows)`` means exactly "the oldest ``rows`` rows not reported before are now
+durable".
 
 Spool records: a batch consumed with ``spool_seq=N`` holds the rows of spool record N. Each
 file records the seqs of the rows it holds (``lake/seqs.py``), and after every successful flush
@@ -40,7 +44,7 @@ from typing import Final
 import pyarrow as pa
 
 from otelcost.config import LakeConfig
-from otelcost.errors import LakeError, TransientIngestError
+from otelcost.errors import LakeError, LakeLockTimeoutError, TransientIngestError
 from otelcost.histogram import DurationHistogram
 from otelcost.lake.files import (
     PartialWriteError,
@@ -98,8 +102,10 @@ class LakeWriter:
         config: LakeConfig,
         on_flushed: FlushedCallback | None = None,
         on_seqs_durable: SeqsDurableCallback | None = None,
+        shutdown_lock_timeout: float = 30.0,
     ) -> None:
         self.lake_dir = Path(lake_dir)
+        self._shutdown_lock_timeout = shutdown_lock_timeout
         self.config = config
         self._on_flushed = on_flushed
         self._on_seqs_durable = on_seqs_durable
@@ -145,8 +151,9 @@ class LakeWriter:
     def shutdown(self) -> None:
         """Stop the flush thread and write what is buffered. Idempotent; safe before start().
 
-        Raises LakeError when the final write fails: the rows are still buffered (a later call
-        tries again), but they are lost if the process exits now.
+        Raises LakeError when the final write fails, or when another job holds the lake lock
+        for more than ``shutdown_lock_timeout`` seconds: the rows are still buffered (a later
+        call tries again), but they are lost if the process exits now, unless a spool holds them.
         """
         thread = self._thread
         if thread is not None:
@@ -156,9 +163,9 @@ class LakeWriter:
             self._thread = None
             self._stopped = True
         try:
-            self.flush()
+            self.flush(lock_timeout=self._shutdown_lock_timeout)
         except LakeError as exc:
-            raise LakeError(f"{exc}; {self.buffered_rows} buffered row(s) are not in the lake") from exc
+            raise type(exc)(f"{exc}; {self.buffered_rows} buffered row(s) are not in the lake") from exc
 
     # -- data path ----------------------------------------------------------------------------
 
@@ -237,10 +244,12 @@ class LakeWriter:
             self._buffer.append(_Entry(batch, spool_seq))
             self._buffer_rows += batch.num_rows
 
-    def flush(self) -> int:
+    def flush(self, *, lock_timeout: float | None = None) -> int:
         """Write everything buffered now; return the number of rows written.
 
-        On failure the rows stay buffered (ahead of newer ones) and LakeError is raised.
+        On failure the rows stay buffered (ahead of newer ones) and LakeError is raised;
+        ``LakeLockTimeoutError`` when the lake lock was not free within ``lock_timeout`` seconds
+        (None: wait as long as it takes), which is not counted as a flush error.
         """
         with self._flush_lock:
             with self._lock:
@@ -251,7 +260,7 @@ class LakeWriter:
             started = time.perf_counter()
             try:
                 table = pa.concat_tables([entry.table for entry in entries])
-                with lake_lock(self.lake_dir, shared=True):
+                with lake_lock(self.lake_dir, shared=True, timeout=lock_timeout):
                     paths = write_files(
                         self.lake_dir,
                         table,
@@ -262,6 +271,9 @@ class LakeWriter:
             except PartialWriteError as exc:
                 kept = self._keep_unpublished(entries, exc)
                 self._report_seqs(entries, kept)
+                raise
+            except LakeLockTimeoutError:
+                self._requeue(entries, rows, failed=False)
                 raise
             except Exception as exc:  # whatever went wrong, the rows must not be lost
                 self._requeue(entries, rows)
@@ -299,12 +311,12 @@ class LakeWriter:
         except Exception:  # as for on_flushed: the rows are durable, never write them twice
             log.exception("the on_seqs_durable hook of the lake writer failed")
 
-    def _requeue(self, entries: list[_Entry], rows: int) -> None:
+    def _requeue(self, entries: list[_Entry], rows: int, *, failed: bool = True) -> None:
         with self._lock:
             self._buffer = entries + self._buffer
             self._buffer_rows += rows
             self._inflight_rows = 0
-            self.flush_errors += 1
+            self.flush_errors += failed
 
     def _keep_unpublished(self, entries: list[_Entry], exc: PartialWriteError) -> list[_Entry]:
         """Keep only the rows of the days that did not reach the lake (see PartialWriteError).
@@ -331,6 +343,7 @@ class LakeWriter:
     def _run(self) -> None:
         due = time.monotonic() + self._interval
         retry_not_before = 0.0
+        waiting_for_lock = False
         while not self._stopping:
             self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
@@ -340,8 +353,16 @@ class LakeWriter:
             if now < due and (now < retry_not_before or self.buffered_rows < self.config.max_buffer_rows):
                 continue  # woken early, but not (or not yet again) worth a flush
             try:
-                self.flush()
+                # Bounded, so that a stop is seen within an interval while a reprice holds the lock.
+                self.flush(lock_timeout=self._interval)
+            except LakeLockTimeoutError:
+                if not waiting_for_lock:
+                    log.info("the lake lock is held by another job (reprice, compaction): flushes wait")
+                waiting_for_lock = True
+                due = time.monotonic()  # try again at once: this was the wait
+                continue
             except LakeError as exc:
                 log.error("lake flush failed, rows kept for the next attempt: %s", exc)
                 retry_not_before = time.monotonic() + self._interval
+            waiting_for_lock = False
             due = time.monotonic() + self._interval

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from otelcost.config import LakeConfig
-from otelcost.errors import LakeError, TransientIngestError
+from otelcost.errors import LakeError, LakeLockTimeoutError, TransientIngestError
 from otelcost.lake import files
 from otelcost.lake.files import lake_lock, read_partition, replace_partition, table_dir, write_files
 from otelcost.lake.query import lake_glob, run_query
@@ -373,3 +373,38 @@ def test_a_half_published_flush_keeps_only_the_days_that_did_not_land(
         "2026-03-14": (first_day, first_day),
         "2026-03-15": (60 - first_day, 60 - first_day),
     }
+
+
+def test_a_lake_lock_held_elsewhere_makes_flushes_wait_and_bounds_the_shutdown(lake_dir: Path) -> None:
+    """A reprice holding the lake lock: flushes wait without counting errors, and shutdown
+    gives up after ``shutdown_lock_timeout`` with the rows still buffered, instead of hanging."""
+    config = LakeConfig(flush_interval=timedelta(milliseconds=50))
+    writer = LakeWriter(lake_dir=lake_dir, config=config, shutdown_lock_timeout=0.5)
+    writer.start()
+    with lake_lock(lake_dir):  # exclusive, as `otelcost reprice` takes it
+        writer.consume(make_calls(10))
+        time.sleep(0.3)  # several flush intervals of waiting
+        assert (writer.rows_written, writer.flush_errors, writer.buffered_rows) == (0, 0, 10)
+        started = time.monotonic()
+        with pytest.raises(LakeLockTimeoutError, match="10 buffered row"):
+            writer.shutdown()
+        assert time.monotonic() - started < 3
+    writer.shutdown()  # the lock is free again: the rows are written after all
+    assert (writer.rows_written, writer.buffered_rows, writer.flush_errors) == (10, 0, 0)
+    assert run_query(lake_dir, "SELECT count(*) AS n FROM llm_calls").to_pylist() == [{"n": 10}]
+
+
+def test_the_flush_thread_writes_as_soon_as_the_lake_lock_is_released(lake_dir: Path) -> None:
+    writer = LakeWriter(lake_dir=lake_dir, config=LakeConfig(flush_interval=timedelta(milliseconds=50)))
+    writer.start()
+    try:
+        with lake_lock(lake_dir):
+            writer.consume(make_calls(10))
+            time.sleep(0.2)
+            assert writer.rows_written == 0
+        deadline = time.monotonic() + 5
+        while writer.rows_written < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (writer.rows_written, writer.flush_errors) == (10, 0)
+    finally:
+        writer.shutdown()
