@@ -15,21 +15,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from otelcost.budgets.config import BudgetConfig, BudgetingConfig
-from otelcost.configtypes import ByteSize, Duration, ListenAddress, Section
 from otelcost.errors import ConfigError
-from otelcost.lake.config import CompactionConfig
+from otelcost.lake.config import LakeConfig
 from otelcost.normalize.config import AttributionConfig
 from otelcost.policy.config import ApiConfig
 from otelcost.pricing.config import PricingConfig
+from otelcost.receiver.config import GrpcReceiverConfig, HttpReceiverConfig, ReceiverConfig
 from otelcost.spool.config import SpoolConfig
 
 __all__ = [
@@ -46,71 +45,6 @@ __all__ = [
 
 ENV_PREFIX: Final = "OTELCOST_"
 DEFAULT_DATA_DIR: Final = Path("otelcost-data")
-
-
-class GrpcReceiverConfig(Section):
-    """OTLP/gRPC receiver (``opentelemetry.proto.collector.trace.v1.TraceService/Export``)."""
-
-    enabled: bool = True
-    listen: ListenAddress = Field(
-        "127.0.0.1:4317", description="HOST:PORT to bind; 0.0.0.0:4317 for all interfaces."
-    )
-    max_request_size: ByteSize = Field(
-        64 * 2**20, description="Largest accepted message (after decompression)."
-    )
-
-
-class HttpReceiverConfig(Section):
-    """OTLP/HTTP receiver (``POST /v1/traces``, protobuf or JSON, optionally gzip/deflate)."""
-
-    enabled: bool = True
-    listen: ListenAddress = Field(
-        "127.0.0.1:4318", description="HOST:PORT to bind; 0.0.0.0:4318 for all interfaces."
-    )
-    max_request_size: ByteSize = Field(
-        64 * 2**20, description="Largest accepted body after decompression; larger bodies get 413."
-    )
-
-
-class ReceiverConfig(Section):
-    grpc: GrpcReceiverConfig = GrpcReceiverConfig()
-    http: HttpReceiverConfig = HttpReceiverConfig()
-    workers: int = Field(
-        0,
-        ge=0,
-        le=64,
-        description=(
-            "Receiver worker processes. 0: the serve process receives, normalizes and prices. "
-            "N: N processes share the OTLP ports (SO_REUSEPORT) and do that work on N cores; "
-            "the serve process keeps the spool, the lake, the budgets and the API "
-            "(docs/architecture.md, 'Receiver workers')."
-        ),
-    )
-
-    @model_validator(mode="after")
-    def _one_protocol(self) -> ReceiverConfig:
-        if not (self.grpc.enabled or self.http.enabled):
-            raise ValueError("at least one of receiver.grpc and receiver.http must be enabled")
-        return self
-
-
-class LakeConfig(Section):
-    """The Parquet lake under ``<data_dir>/lake``."""
-
-    flush_interval: Duration = Field(
-        timedelta(seconds=2), description="Buffered rows are written at least this often."
-    )
-    max_buffer_rows: int = Field(100_000, gt=0, description="Rows buffered before an early flush.")
-    compression: Literal["zstd", "snappy", "lz4", "gzip", "none"] = "zstd"
-    row_group_size: int = Field(122_880, ge=1024, description="Rows per Parquet row group.")
-    compaction: CompactionConfig = CompactionConfig()
-
-    @field_validator("flush_interval")
-    @classmethod
-    def _positive_interval(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be greater than zero")
-        return value
 
 
 class Config(BaseSettings):

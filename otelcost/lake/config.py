@@ -1,18 +1,16 @@
-"""The ``lake.compaction`` configuration section: merging the live writer's small files.
-
-``LakeConfig`` itself lives in ``otelcost/config.py``; this section lives beside the code it
-configures (``otelcost/lake/compact.py``).
-"""
+"""The ``lake`` configuration section: the live writer (``writer.py``) and its background
+compaction (``compact.py``). Part of the one ``Config`` model (``otelcost/config.py``)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from otelcost.configtypes import ByteSize, Duration, Section
 
-__all__ = ["CompactionConfig"]
+__all__ = ["CompactionConfig", "LakeConfig"]
 
 
 class CompactionConfig(Section):
@@ -40,6 +38,25 @@ class CompactionConfig(Section):
     )
 
     @field_validator("interval")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be greater than zero")
+        return value
+
+
+class LakeConfig(Section):
+    """The Parquet lake under ``<data_dir>/lake``."""
+
+    flush_interval: Duration = Field(
+        timedelta(seconds=2), description="Buffered rows are written at least this often."
+    )
+    max_buffer_rows: int = Field(100_000, gt=0, description="Rows buffered before an early flush.")
+    compression: Literal["zstd", "snappy", "lz4", "gzip", "none"] = "zstd"
+    row_group_size: int = Field(122_880, ge=1024, description="Rows per Parquet row group.")
+    compaction: CompactionConfig = CompactionConfig()
+
+    @field_validator("flush_interval")
     @classmethod
     def _positive_interval(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -43,9 +43,9 @@ from typing import Final
 
 import pyarrow as pa
 
-from otelcost.config import LakeConfig
 from otelcost.errors import LakeError, LakeLockTimeoutError, TransientIngestError
 from otelcost.histogram import DurationHistogram
+from otelcost.lake.config import LakeConfig
 from otelcost.lake.files import (
     PartialWriteError,
     conform,

@@ -23,7 +23,7 @@ from typing import Any, Final
 import grpc
 from grpc import aio
 
-from otelcost.config import GrpcReceiverConfig
+from otelcost.receiver.config import GrpcReceiverConfig
 from otelcost.receiver.errors import bind_error, grpc_trailing_metadata, protocol_status
 from otelcost.receiver.intake import Intake
 from otelcost.receiver.messages import decode_off_loop, decode_protobuf_request, hand_over

@@ -32,10 +32,10 @@ from typing import Final
 from aiohttp import HttpVersion11, web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otelcost.config import HttpReceiverConfig
 from otelcost.configtypes import parse_listen
 from otelcost.receiver import otlp_json
 from otelcost.receiver.compression import content_coding, decompress
+from otelcost.receiver.config import HttpReceiverConfig
 from otelcost.receiver.errors import (
     MethodNotAllowedError,
     NotFoundError,
