@@ -11,7 +11,8 @@ behind the receivers (``otelcost/pipeline.py``); this module only starts and sto
   span is accepted before there is somewhere to put it. Policy and admin requests get 503 with
   ``Retry-After`` until the budgets are rebuilt and the spool replayed: a decision from budgets
   that have not yet seen the lake would allow spend that is already over a limit.
-  ``/readyz`` turns 200 once everything is listening.
+  ``/readyz`` turns 200 once everything is listening (and is 503 again while no receiver
+  worker is listening, with ``receiver.workers`` set).
 * stop (SIGTERM / SIGINT): ``/readyz`` turns 503, the receivers stop accepting and finish the
   requests in flight (grace period), background lake compaction is abandoned, then the
   pipeline flushes the lake, checkpoints the spool and stops.
@@ -140,6 +141,9 @@ class Server:
         return web.json_response({"status": "ok"})
 
     async def _readyz(self, request: web.Request) -> web.Response:
+        if self._ready and self.workers is not None and self.workers.live() == 0:
+            # Every receiver worker is down (being started again): nothing takes OTLP now.
+            return web.json_response({"status": "no receiver worker is listening"}, status=503)
         if self._ready:
             return web.json_response({"status": "ready"})
         status = "not ready" if self._pipeline_started else "starting"

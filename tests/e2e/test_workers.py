@@ -253,3 +253,55 @@ def test_serve_with_workers_flushes_everything_on_sigterm(tmp_path: Path) -> Non
             process.kill()
             process.communicate()
     assert sql(data_dir, "SELECT count(*) AS n FROM llm_calls") == [{"n": 25}]
+
+
+def test_readiness_is_withdrawn_while_no_worker_listens(tmp_path: Path) -> None:
+    receiver = {"workers": 1, "grpc": {"listen": "127.0.0.1:0"}, "http": {"listen": "127.0.0.1:0"}}
+    with BackgroundServer(loopback_config(tmp_path / "data", receiver=receiver), start_timeout=60) as running:
+        readyz = f"http://127.0.0.1:{running.server.api_port}/readyz"
+        assert requests.get(readyz, timeout=5).status_code == 200
+        [pid] = pool(running).pids()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        eventually(lambda: requests.get(readyz, timeout=5).status_code == 503)
+        eventually(lambda: requests.get(readyz, timeout=5).status_code == 200)  # started again
+        assert metrics(running)["otelcost_receiver_worker_restarts_total"] == 1
+
+
+def test_workers_stop_when_the_serve_process_is_killed(tmp_path: Path) -> None:
+    config = tmp_path / "otelcost.yaml"
+    config.write_text(
+        "receiver:\n  workers: 2\n  grpc: {listen: '127.0.0.1:0'}\n  http: {listen: '127.0.0.1:0'}\n"
+        "api: {listen: '127.0.0.1:0'}\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otelcost", "serve", "-c", str(config), "--data-dir", str(tmp_path / "data")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("OTELCOST_")},
+    )
+    try:
+        assert process.stderr is not None
+        while "otelcost is ready" not in (line := process.stderr.readline()):
+            assert line, "serve exited before it was ready"
+        workers = [
+            int(child)
+            for task in Path(f"/proc/{process.pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+        assert len(workers) == 2
+        process.kill()
+        process.wait()
+
+        def gone(pid: int) -> bool:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                return True
+            return "State:\tZ" in status  # exited; only its parent's reaping is missing
+
+        eventually(lambda: all(gone(pid) for pid in workers), timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
