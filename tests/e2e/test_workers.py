@@ -305,3 +305,45 @@ def test_workers_stop_when_the_serve_process_is_killed(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def test_a_full_lake_buffer_refuses_through_the_worker_with_a_retryable_503(tmp_path: Path) -> None:
+    """The serve process refuses (the lake cannot flush: a reprice holds its lock); the worker
+    answers the sender 503 with Retry-After, and takes the same request once the lake moves."""
+    from otelcost.lake.files import lake_lock  # noqa: PLC0415
+    from tests.normalize.otlp_builders import SpanSpec, request  # noqa: PLC0415
+
+    receiver = {"workers": 1, "grpc": {"listen": "127.0.0.1:0"}, "http": {"listen": "127.0.0.1:0"}}
+    config = loopback_config(tmp_path / "data", receiver=receiver, lake={"max_buffer_rows": 2})
+    attrs = {
+        "gen_ai.provider.name": "openai",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": 10,
+        "gen_ai.usage.output_tokens": 1,
+    }
+    now_ns = time.time_ns()
+
+    def body() -> bytes:  # two calls per request, fresh ids
+        spans = [SpanSpec(attrs, start_ns=now_ns, end_ns=now_ns + 10**9) for _ in range(2)]
+        return request(spans).SerializeToString()
+
+    headers = {"Content-Type": "application/x-protobuf"}
+    with BackgroundServer(config, start_timeout=60) as running:
+        url = f"http://127.0.0.1:{pool(running).port('http')}/v1/traces"
+        with lake_lock(tmp_path / "data" / "lake"):  # exclusive, as `otelcost reprice` holds it
+            statuses = [requests.post(url, data=body(), headers=headers, timeout=10) for _ in range(6)]
+            refused = [answer for answer in statuses if answer.status_code == 503]
+            assert [answer.status_code for answer in statuses[:4]] == [200] * 4  # 8 rows: the bound
+            assert refused and all("Retry-After" in answer.headers for answer in refused)
+            retry = body()
+
+        # As a sender does: retry the refused request until it is taken (once the lake flushed).
+        def taken() -> bool:
+            answer = requests.post(url, data=retry, headers=headers, timeout=10)
+            refused.extend([answer] if answer.status_code == 503 else [])
+            return answer.status_code == 200
+
+        eventually(taken)
+        eventually(lambda: metrics(running).get("otelcost_lake_rows_written_total") == 10)
+        assert metrics(running)["otelcost_export_refused_requests_total"] == len(refused)
