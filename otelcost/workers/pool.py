@@ -169,7 +169,12 @@ class WorkerPool:
         return {"type": "result", "rejected": outcome.rejected_spans, "message": outcome.error_message}
 
     def retire(self, stats: WorkerStats) -> None:
-        self._retired.add(stats, gauges=False)
+        """Keep a dead worker's counts. A new object, not an update in place: ``/metrics`` sums
+        these on another thread, and only ever sees whole objects (likewise ``_Slot.stats``)."""
+        retired = WorkerStats()
+        retired.add(self._retired)
+        retired.add(stats, gauges=False)
+        self._retired = retired
 
 
 class _Slot:
