@@ -127,9 +127,7 @@ def main() -> None:
     seen_at: dict[str, float] = {}
     with BackgroundServer(config, start_timeout=60) as running:
         server = running.server
-        grpc_port = (
-            server.grpc.port if server.grpc is not None else server.workers and server.workers.port("grpc")
-        )
+        grpc_port = server.otlp_port("grpc")
         client = PolicyClient(f"http://127.0.0.1:{server.api_port}", wait=30).start()
         client.wait_for_version(1)
         stop = threading.Event()

@@ -3,8 +3,10 @@
 ::
 
     receiver (gRPC, HTTP) --ExportTraceServiceRequest--> Pipeline.export
-        -> Normalizer.normalize   request -> CALL_SCHEMA table (LLM calls only, attributed)
-        -> Pricer.price           CALL_SCHEMA -> RECORD_SCHEMA (exact cost columns)
+        -> Preparer.prepare:
+           Normalizer.normalize   request -> CALL_SCHEMA table (LLM calls only, attributed)
+           Pricer.price           CALL_SCHEMA -> RECORD_SCHEMA (exact cost columns)
+        -> Pipeline.commit:       (a receiver worker prepares in its own process and commits here)
         -> LakeWriter.reserve     room in the lake buffer, or a retryable refusal
         -> Spool.append           Arrow IPC bytes, fsynced (group commit): the ack's guarantee
         -> sinks, in order        LakeWriter (Parquet), then the budget Evaluator (decisions)
@@ -65,7 +67,15 @@ from otelcost.spool import Spool, SpoolError
 from otelcost.spool.tracker import CheckpointTracker
 from otelcost.stages import Sink
 
-__all__ = ["BatchSummary", "IntakeCounters", "Pipeline", "ReplayCounters", "decode_batch", "encode_batch"]
+__all__ = [
+    "BatchSummary",
+    "IntakeCounters",
+    "Pipeline",
+    "Preparer",
+    "ReplayCounters",
+    "decode_batch",
+    "encode_batch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +138,24 @@ class BatchSummary:
         return cls(result.spans_seen, result.dropped, result.rejected_reasons)
 
 
+class Preparer:
+    """Normalizer -> pricer: one request in, its summary and its priced rows out.
+
+    The half of the data path with no durable state, so it can run in the serve process
+    (``Pipeline.export``) or in a receiver worker (``otelcost/workers``) alike.
+    """
+
+    def __init__(self, config: Config, *, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self.normalizer = Normalizer(config.attribution)
+        self.pricer = Pricer(Catalog.load(config.pricing), config.pricing)
+        self._clock_ns = clock_ns
+
+    def prepare(self, request: ExportTraceServiceRequest) -> tuple[BatchSummary, pa.Table]:
+        """``received_at`` is now (``clock_ns``): it also bounds future timestamps."""
+        result = self.normalizer.normalize(request, received_at_ns=self._clock_ns())
+        return BatchSummary.of(result), self.pricer.price(result.calls)
+
+
 def encode_batch(batch: pa.Table) -> pa.Buffer:
     """A priced batch as the bytes of one spool record: an Arrow IPC stream."""
     sink = pa.BufferOutputStream()
@@ -176,8 +204,9 @@ class Pipeline:
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.config = config
-        self.normalizer = Normalizer(config.attribution)
-        self.pricer = Pricer(Catalog.load(config.pricing), config.pricing)
+        self.preparer = Preparer(config, clock_ns=clock_ns)
+        self.normalizer = self.preparer.normalizer
+        self.pricer = self.preparer.pricer
         self.spool = Spool(config.spool_dir, config=config.spool) if config.spool.enabled else None
         self.lake = LakeWriter(
             lake_dir=config.lake_dir,
@@ -188,7 +217,6 @@ class Pipeline:
         self.sinks: tuple[Sink, ...] = (self.lake, self.evaluator, *extra_sinks)
         self.replayed = ReplayCounters()
         self._tracker = CheckpointTracker()
-        self._clock_ns = clock_ns
         self._counters = IntakeCounters()
         self._lock = threading.Lock()
         self._started = False
@@ -358,8 +386,7 @@ class Pipeline:
     def process(self, request: ExportTraceServiceRequest) -> ExportOutcome:
         """Run one request through every stage; what ``export`` does, callable without a loop
         (it blocks for the spool's fsync)."""
-        result, priced = self._prepare(request)
-        summary = BatchSummary.of(result)
+        summary, priced = self.preparer.prepare(request)
         if self.spool is None or priced.num_rows == 0:
             return self._deliver(summary, priced, None)
         self._reserve(priced.num_rows)
@@ -371,8 +398,7 @@ class Pipeline:
         return self._deliver(summary, priced, seq)
 
     async def export(self, request: ExportTraceServiceRequest) -> ExportOutcome:
-        result, priced = self._prepare(request)
-        return await self.commit(BatchSummary.of(result), priced)
+        return await self.commit(*self.preparer.prepare(request))
 
     async def commit(
         self, summary: BatchSummary, priced: pa.Table, *, encoded: pa.Buffer | bytes | None = None
@@ -406,11 +432,6 @@ class Pipeline:
             self._unreserve(priced.num_rows, exc)
             raise
         return self._deliver(summary, priced, seq)
-
-    def _prepare(self, request: ExportTraceServiceRequest) -> tuple[NormalizeResult, pa.Table]:
-        received_at_ns = self._clock_ns()
-        result = self.normalizer.normalize(request, received_at_ns=received_at_ns)
-        return result, self.pricer.price(result.calls)
 
     def _reserve(self, rows: int) -> None:
         try:

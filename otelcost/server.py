@@ -243,21 +243,21 @@ class Server:
             await self._api_runner.cleanup()
             self._api_runner = None
 
+    def otlp_port(self, protocol: str) -> int | None:
+        """The bound port of the ``grpc`` or ``http`` receiver, in this process or shared by the
+        receiver workers (useful with port 0); None when that protocol is off. After ``start()``."""
+        if self.workers is not None:
+            return self.workers.port(protocol)
+        receiver = self.grpc if protocol == "grpc" else self.http
+        return receiver.port if receiver is not None else None
+
     def describe(self) -> str:
         parts = []
-        if self.grpc is not None:
-            parts.append(
-                f"OTLP/gRPC on {self.config.receiver.grpc.listen.rsplit(':', 1)[0]}:{self.grpc.port}"
-            )
-        if self.http is not None:
-            parts.append(
-                f"OTLP/HTTP on {self.config.receiver.http.listen.rsplit(':', 1)[0]}:{self.http.port}"
-            )
+        for protocol, name in (("grpc", "OTLP/gRPC"), ("http", "OTLP/HTTP")):
+            if (port := self.otlp_port(protocol)) is not None:
+                host = getattr(self.config.receiver, protocol).listen.rsplit(":", 1)[0]
+                parts.append(f"{name} on {host}:{port}")
         if self.workers is not None:
-            for protocol, name in (("grpc", "OTLP/gRPC"), ("http", "OTLP/HTTP")):
-                if (port := self.workers.port(protocol)) is not None:
-                    host = getattr(self.config.receiver, protocol).listen.rsplit(":", 1)[0]
-                    parts.append(f"{name} on {host}:{port}")
             parts.append(f"{self.workers.size} receiver worker process(es)")
         if self.api_port is not None:
             parts.append(f"API on {self.config.api.listen.rsplit(':', 1)[0]}:{self.api_port}")

@@ -32,6 +32,8 @@ exporting parts of the same trace, it may not.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import logging
 import socket
 import subprocess
@@ -141,7 +143,7 @@ class WorkerPool:
         header = frame.header
         try:
             summary = BatchSummary(
-                int(header["spans_seen"]), dict(header["dropped"]), dict(header["rejected_reasons"])
+                **{field.name: header[field.name] for field in dataclasses.fields(BatchSummary)}
             )
             if frame.payload:
                 priced = pa.ipc.open_stream(frame.payload).read_all()
@@ -256,7 +258,7 @@ class _Slot:
         self._supervisor = asyncio.create_task(self._supervise())
 
     async def _supervise(self) -> None:
-        attempt = 0
+        """Until the pool stops: wait for the worker to exit, then start it again."""
         while True:
             assert self._serving is not None and self._process is not None
             await asyncio.shield(self._serving)  # stop() cancels the supervisor, not the serving
@@ -266,22 +268,24 @@ class _Slot:
                 return
             self.pool.retire(self.stats)
             self.stats = WorkerStats()
-            delay = RESTART_DELAYS_SECONDS[min(attempt, len(RESTART_DELAYS_SECONDS) - 1)]
-            log.error(
-                "receiver worker %d exited (code %s); starting it again in %.0fs", self.index, code, delay
-            )
-            await asyncio.sleep(delay)
-            if self.pool.stopping:
+            log.error("receiver worker %d exited (code %s); starting it again", self.index, code)
+            if not await self._restart():
                 return
+
+    async def _restart(self) -> bool:
+        """Start the worker again, waiting longer after each failed attempt; False if stopping."""
+        for attempt in itertools.count():
+            await asyncio.sleep(RESTART_DELAYS_SECONDS[min(attempt, len(RESTART_DELAYS_SECONDS) - 1)])
+            if self.pool.stopping:
+                return False
             try:
                 await self.start()
             except OtelcostError as exc:
                 log.error("%s", exc)
-                attempt += 1
-                self._serving = asyncio.create_task(asyncio.sleep(0))  # nothing to serve: retry
                 continue
             self.pool.restarts += 1
-            attempt = 0
+            return True
+        raise AssertionError("unreachable")
 
     async def stop(self, grace: float) -> None:
         if self._supervisor is not None:

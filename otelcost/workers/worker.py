@@ -15,22 +15,20 @@ process goes away (the socket closes: requests in flight are refused as retryabl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import itertools
 import logging
 import signal
 import socket
 import sys
-import time
 from typing import Any, Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otelcost.config import Config
 from otelcost.errors import IngestError, OtelcostError, PermanentIngestError, TransientIngestError
-from otelcost.normalize import Normalizer
-from otelcost.pipeline import encode_batch
-from otelcost.pricing import Catalog, Pricer
+from otelcost.pipeline import Preparer, encode_batch
 from otelcost.receiver.grpc import GrpcReceiver
 from otelcost.receiver.http import HttpReceiver
 from otelcost.receiver.intake import ExportOutcome
@@ -104,22 +102,15 @@ class Link:
 
 
 class ForwardingIntake:
-    """The receivers' ``Intake`` in a worker: normalize and price here, commit in the serve process."""
+    """The receivers' ``Intake`` in a worker: prepare here, commit in the serve process."""
 
     def __init__(self, config: Config, link: Link) -> None:
-        self.normalizer = Normalizer(config.attribution)
-        self.pricer = Pricer(Catalog.load(config.pricing), config.pricing)
+        self.preparer = Preparer(config)
         self._link = link
 
     async def export(self, request: ExportTraceServiceRequest) -> ExportOutcome:
-        result = self.normalizer.normalize(request, received_at_ns=time.time_ns())
-        priced = self.pricer.price(result.calls)
-        header = {
-            "type": "batch",
-            "spans_seen": result.spans_seen,
-            "dropped": dict(result.dropped),
-            "rejected_reasons": dict(result.rejected_reasons),
-        }
+        summary, priced = self.preparer.prepare(request)
+        header = {"type": "batch", **dataclasses.asdict(summary)}
         answer = await self._link.call(header, encode_batch(priced) if priced.num_rows else b"")
         if answer.type == "result":
             return ExportOutcome(int(answer.header["rejected"]), str(answer.header["message"]))
@@ -165,7 +156,7 @@ async def run(sock: socket.socket) -> int:
     def stats() -> dict[str, Any]:
         snapshot = WorkerStats(
             {protocol: receiver.stats.snapshot() for protocol, receiver in receivers.items()},
-            intake.normalizer.counters_snapshot(),
+            intake.preparer.normalizer.counters_snapshot(),
         )
         return {"type": "stats", **snapshot.to_json()}
 

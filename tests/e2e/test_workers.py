@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from otelcost.errors import OtelcostError
 from otelcost.server import BackgroundServer
 from otelcost.workers import WorkerPool
 from tests.e2e.conftest import loopback_config
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -81,14 +82,6 @@ def metrics(running: BackgroundServer) -> dict[str, float]:
     return samples
 
 
-def eventually(check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
-
-
 def send_calls(exporter: SpanExporter, team: str, count: int, first: int = 0) -> None:
     """``count`` chat calls through a provider of their own (its own connection)."""
     provider = TracerProvider(resource=Resource.create({"service.name": f"svc-{team}"}))
@@ -111,11 +104,15 @@ def send_calls(exporter: SpanExporter, team: str, count: int, first: int = 0) ->
 
 
 def grpc_exporter(running: BackgroundServer) -> GrpcSpanExporter:
-    return GrpcSpanExporter(endpoint=f"127.0.0.1:{pool(running).port('grpc')}", insecure=True, timeout=10)
+    return GrpcSpanExporter(
+        endpoint=f"127.0.0.1:{running.server.otlp_port('grpc')}", insecure=True, timeout=10
+    )
 
 
 def http_exporter(running: BackgroundServer) -> HttpSpanExporter:
-    return HttpSpanExporter(endpoint=f"http://127.0.0.1:{pool(running).port('http')}/v1/traces", timeout=10)
+    return HttpSpanExporter(
+        endpoint=f"http://127.0.0.1:{running.server.otlp_port('http')}/v1/traces", timeout=10
+    )
 
 
 def test_spans_through_workers_land_once_priced_and_budgeted(
@@ -124,7 +121,7 @@ def test_spans_through_workers_land_once_priced_and_budgeted(
     teams = [f"team-{n}" for n in range(6)]
     for index, team in enumerate(teams):  # a provider per team: six connections over two workers
         send_calls(grpc_exporter(running) if index % 2 else http_exporter(running), team, 20)
-    eventually(lambda: metrics(running).get("otelcost_lake_rows_written_total", 0) == 120)
+    wait_until(lambda: metrics(running).get("otelcost_lake_rows_written_total", 0) == 120, timeout=20)
     rows = sql(
         tmp_path / "data",
         "SELECT team, count(*) AS n, count(DISTINCT span_id) AS spans, sum(cost_usd)::VARCHAR AS cost, "
@@ -139,7 +136,7 @@ def test_spans_through_workers_land_once_priced_and_budgeted(
         answer = requests.get(f"http://127.0.0.1:{running.server.api_port}/v1/decisions", timeout=5).json()
         return {d["scope"]["team"]: Decimal(d["spent"]) for d in answer["decisions"]} == lake_costs
 
-    eventually(budgets_match_the_lake)
+    wait_until(budgets_match_the_lake, timeout=20)
 
     # The workers' own counters reach the serve process's /metrics (sent about once a second).
     def counted() -> bool:
@@ -150,7 +147,7 @@ def test_spans_through_workers_land_once_priced_and_budgeted(
             and sample.get('otelcost_calls_by_convention_total{convention="gen_ai"}') == 120
         )
 
-    eventually(counted)
+    wait_until(counted, timeout=20)
     sample = metrics(running)
     assert sample["otelcost_receiver_workers"] == 2
     assert sample["otelcost_receiver_workers_live"] == 2
@@ -167,12 +164,12 @@ def test_a_killed_worker_is_started_again_and_nothing_acknowledged_is_lost(
     victim = workers.pids()[0]
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
-    eventually(lambda: metrics(running).get("otelcost_receiver_worker_restarts_total") == 1)
-    eventually(lambda: metrics(running).get("otelcost_receiver_workers_live") == 2)
+    wait_until(lambda: metrics(running).get("otelcost_receiver_worker_restarts_total") == 1, timeout=20)
+    wait_until(lambda: metrics(running).get("otelcost_receiver_workers_live") == 2, timeout=20)
     assert workers.pids()[0] not in (None, victim)
     send_calls(grpc_exporter(running), "after", 30)
     send_calls(http_exporter(running), "after", 30, first=30)
-    eventually(lambda: metrics(running).get("otelcost_lake_rows_written_total", 0) >= 120)
+    wait_until(lambda: metrics(running).get("otelcost_lake_rows_written_total", 0) >= 120, timeout=20)
     rows = sql(
         tmp_path / "data",
         "SELECT team, count(*) AS n, count(DISTINCT span_id) AS spans FROM llm_calls "
@@ -182,19 +179,16 @@ def test_a_killed_worker_is_started_again_and_nothing_acknowledged_is_lost(
 
 
 def test_bad_input_gets_a_protocol_error_and_the_workers_keep_serving(running: BackgroundServer) -> None:
-    url = f"http://127.0.0.1:{pool(running).port('http')}/v1/traces"
+    url = f"http://127.0.0.1:{running.server.otlp_port('http')}/v1/traces"
     for _ in range(4):  # new connections each time: both workers see some
         answer = requests.post(
             url, data=b"\xff\xffnot protobuf", headers={"Content-Type": "application/x-protobuf"}, timeout=5
         )
         assert answer.status_code == 400
     send_calls(http_exporter(running), "ok", 5)
-    eventually(lambda: metrics(running).get("otelcost_lake_rows_written_total", 0) == 5)
-    eventually(
-        lambda: (
-            metrics(running).get('otelcost_receiver_requests_total{outcome="invalid",protocol="http"}') == 4
-        )
-    )
+    wait_until(lambda: metrics(running).get("otelcost_lake_rows_written_total", 0) == 5, timeout=20)
+    invalid = 'otelcost_receiver_requests_total{outcome="invalid",protocol="http"}'
+    wait_until(lambda: metrics(running).get(invalid) == 4, timeout=20)
     assert metrics(running)["otelcost_receiver_workers_live"] == 2
 
 
@@ -263,8 +257,8 @@ def test_readiness_is_withdrawn_while_no_worker_listens(tmp_path: Path) -> None:
         [pid] = pool(running).pids()
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        eventually(lambda: requests.get(readyz, timeout=5).status_code == 503)
-        eventually(lambda: requests.get(readyz, timeout=5).status_code == 200)  # started again
+        wait_until(lambda: requests.get(readyz, timeout=5).status_code == 503, timeout=20)
+        wait_until(lambda: requests.get(readyz, timeout=5).status_code == 200, timeout=20)  # started again
         assert metrics(running)["otelcost_receiver_worker_restarts_total"] == 1
 
 
@@ -300,7 +294,7 @@ def test_workers_stop_when_the_serve_process_is_killed(tmp_path: Path) -> None:
                 return True
             return "State:\tZ" in status  # exited; only its parent's reaping is missing
 
-        eventually(lambda: all(gone(pid) for pid in workers), timeout=15)
+        wait_until(lambda: all(gone(pid) for pid in workers), timeout=15)
     finally:
         if process.poll() is None:
             process.kill()
@@ -330,7 +324,7 @@ def test_a_full_lake_buffer_refuses_through_the_worker_with_a_retryable_503(tmp_
 
     headers = {"Content-Type": "application/x-protobuf"}
     with BackgroundServer(config, start_timeout=60) as running:
-        url = f"http://127.0.0.1:{pool(running).port('http')}/v1/traces"
+        url = f"http://127.0.0.1:{running.server.otlp_port('http')}/v1/traces"
         with lake_lock(tmp_path / "data" / "lake"):  # exclusive, as `otelcost reprice` holds it
             statuses = [requests.post(url, data=body(), headers=headers, timeout=10) for _ in range(6)]
             refused = [answer for answer in statuses if answer.status_code == 503]
@@ -344,6 +338,6 @@ def test_a_full_lake_buffer_refuses_through_the_worker_with_a_retryable_503(tmp_
             refused.extend([answer] if answer.status_code == 503 else [])
             return answer.status_code == 200
 
-        eventually(taken)
-        eventually(lambda: metrics(running).get("otelcost_lake_rows_written_total") == 10)
+        wait_until(taken, timeout=20)
+        wait_until(lambda: metrics(running).get("otelcost_lake_rows_written_total") == 10, timeout=20)
         assert metrics(running)["otelcost_export_refused_requests_total"] == len(refused)

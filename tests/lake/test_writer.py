@@ -23,6 +23,7 @@ from otelcost.lake.writer import BUFFER_BOUND_FACTOR, LakeWriter
 from otelcost.schema import PARTITION_COLUMN, RECORD_SCHEMA
 from otelcost.stages import Sink
 from tests.lake.rows import DEFAULT_DAY, make_calls
+from tests.waiting import wait_until
 
 HOUR = timedelta(hours=1)
 
@@ -32,14 +33,6 @@ def slow_config(**overrides: object) -> LakeConfig:
     values: dict[str, object] = {"flush_interval": HOUR, "max_buffer_rows": 1_000, "row_group_size": 1_024}
     values.update(overrides)
     return LakeConfig.model_validate(values)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 def lake_rows(lake_dir: Path) -> int:
@@ -74,10 +67,10 @@ def test_every_column_round_trips_through_duckdb(lake_dir: Path) -> None:
 
 def test_flushes_when_the_interval_elapses(lake_dir: Path, writer: LakeWriter) -> None:
     writer.consume(make_calls(10))
-    wait_for(lambda: writer.rows_written == 10)
+    wait_until(lambda: writer.rows_written == 10)
     assert lake_rows(lake_dir) == 10
     writer.consume(make_calls(5, seed=1))
-    wait_for(lambda: writer.rows_written == 15)
+    wait_until(lambda: writer.rows_written == 15)
     assert writer.flushes == 2 and writer.files_written == 2
     assert writer.last_flush_seconds > 0
     buckets, total = writer.flush_durations.snapshot()
@@ -92,7 +85,7 @@ def test_flushes_early_when_the_buffer_holds_max_buffer_rows(lake_dir: Path) -> 
         time.sleep(0.2)
         assert writer.rows_written == 0, "below max_buffer_rows the interval (1 h) decides"
         writer.consume(make_calls(600, seed=1))
-        wait_for(lambda: writer.rows_written == 1_200)
+        wait_until(lambda: writer.rows_written == 1_200)
     finally:
         writer.shutdown()
 
@@ -126,7 +119,7 @@ def test_a_full_buffer_refuses_with_a_retryable_error_and_recovers(lake_dir: Pat
                 writer.consume(make_calls(1, seed=99))
             assert refused.value.retry_after == config.flush_interval.total_seconds()
             assert writer.refused_batches == 1
-        wait_for(lambda: writer.rows_written == 4_000)
+        wait_until(lambda: writer.rows_written == 4_000)
         writer.consume(make_calls(1, seed=99))  # room again
     finally:
         writer.shutdown()
@@ -188,10 +181,10 @@ def test_the_flush_thread_retries_after_a_failure(lake_dir: Path, fast_config: L
     try:
         restore = block_table_dir(lake_dir)
         writer.consume(make_calls(25))
-        wait_for(lambda: writer.flush_errors >= 2)
+        wait_until(lambda: writer.flush_errors >= 2)
         assert writer.rows_written == 0 and writer.buffered_rows == 25
         restore()
-        wait_for(lambda: writer.rows_written == 25)
+        wait_until(lambda: writer.rows_written == 25)
     finally:
         writer.shutdown()
     assert lake_rows(lake_dir) == 25

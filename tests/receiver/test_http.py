@@ -30,7 +30,8 @@ from otelcost.receiver.errors import BindError
 from otelcost.receiver.http import HttpReceiver
 from otelcost.receiver.intake import ExportOutcome
 from otelcost.receiver.messages import OFFLOAD_BYTES
-from tests.receiver.conftest import SMALL_LIMIT, BackgroundLoop, RecordingIntake, make_request, wait_until
+from tests.receiver.conftest import SMALL_LIMIT, BackgroundLoop, RecordingIntake, make_request
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
