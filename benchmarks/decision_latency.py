@@ -36,12 +36,12 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from otelcost.api import build_api_app, waiting_pollers
 from otelcost.budgets.config import BudgetConfig, BudgetingConfig
 from otelcost.budgets.evaluator import Evaluator
 from otelcost.money import pico_to_decimal_array
 from otelcost.policy.client import PolicyClient
 from otelcost.policy.config import ApiConfig
-from otelcost.policy.server import build_api_app, waiting_pollers
 from otelcost.schema import RECORD_SCHEMA
 from tests.budgets.harness import ApiServer
 
@@ -116,7 +116,7 @@ def _poll_forever(url: str, count: int) -> None:
     asyncio.run(run())
 
 
-def start_raw_pollers(url: str, count: int) -> multiprocessing.Process:
+def start_raw_pollers(url: str, count: int) -> multiprocessing.process.BaseProcess:
     """``count`` plain long-pollers (aiohttp) in another process, like a fleet of gateways."""
     process = multiprocessing.get_context("spawn").Process(
         target=_poll_forever, args=(url, count), daemon=True

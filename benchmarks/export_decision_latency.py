@@ -157,11 +157,11 @@ def main() -> None:
         started = time.perf_counter()
         sent = lag = 0
         for tick, (probe, request) in enumerate(requests):
-            spans = request.resource_spans[0].scope_spans[0].spans
+            sent_spans = request.resource_spans[0].scope_spans[0].spans
             export(request, timeout=10)
             if probe:
                 exported_at[probe] = time.perf_counter()
-            sent += len(spans)
+            sent += len(sent_spans)
             delay = started + (tick + 1) * interval - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)

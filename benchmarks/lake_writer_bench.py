@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from otelcost.config import LakeConfig
-from otelcost.lake.files import table_dir
+from otelcost.lake.layout import table_dir
 from otelcost.lake.query import run_query
 from otelcost.lake.writer import LakeWriter
 from tests.lake.rows import make_calls

@@ -1,10 +1,11 @@
 """The server's per-request work without the network: ``python -m benchmarks.pipeline_bench``.
 
 Builds a :class:`~otelcost.pipeline.Pipeline` with the default configuration (durable spool,
-fsync on), the benchmarks' team budget and a temporary data dir, then calls ``Pipeline.process``
+fsync on), the benchmarks' team budget and a temporary data dir, then awaits ``Pipeline.export``
 on the ``benchmarks.workload`` requests, parsed as the gRPC receiver parses them, one after the
-other on this thread. Prints LLM spans per CPU-second of this process (the lake's flush thread
-included) and, with ``--profile``, a pyinstrument profile of the loop. Faster to iterate on than
+other on one event loop of this thread, as the in-process receivers do. Prints LLM spans per
+CPU-second of this process (the lake's flush thread included) and, with ``--profile``, a
+pyinstrument profile of the loop. Faster to iterate on than
 ``benchmarks.ingest`` (no server process, no sockets) and closer to the server than
 ``benchmarks.normalize_bench`` (fresh span ids, every stage after the normalizer).
 
@@ -18,6 +19,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import tempfile
 import time
@@ -28,6 +30,11 @@ from benchmarks.workload import build_workload
 from otelcost.config import load_config
 from otelcost.pipeline import Pipeline
 from otelcost.receiver.messages import decode_protobuf_request
+
+
+async def _export_all(pipeline: Pipeline, payloads: list[bytes]) -> None:
+    for payload in payloads:
+        await pipeline.export(decode_protobuf_request(payload))
 
 
 def _round(payloads: list[bytes], profile: bool) -> tuple[float, float]:
@@ -44,8 +51,7 @@ def _round(payloads: list[bytes], profile: bool) -> tuple[float, float]:
             profiler.start()
         cpu, wall = time.process_time(), time.perf_counter()
         try:
-            for payload in payloads:
-                pipeline.process(decode_protobuf_request(payload))
+            asyncio.run(_export_all(pipeline, payloads))
             pipeline.lake.flush()
         finally:
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

@@ -18,7 +18,7 @@ Two layouts of the same rows:
 
 * **small files**: a flush every ``--small-file-rows`` rows (5,000 by default: a 2 s flush
   interval at 2,500 calls/s), i.e. what a long-running server leaves behind;
-* **after compaction**: the same lake after ``otelcost.lake.compact.compact_lake`` with the
+* **after compaction**: the same lake after ``otelcost.jobs.compact.compact_lake`` with the
   default ``lake.compaction`` settings (what ``otelcost lake compact`` and the server's
   background compaction do): each day's files under 256 MiB merged into one file sorted by
   ``ts``, so one file per day here.
@@ -153,7 +153,7 @@ def compact(lake_dir: Path) -> tuple[float, int, int]:
     day's files under 256 MiB into one once there are 32 of them. Returns the seconds and the
     files before and after."""
     from otelcost.config import LakeConfig  # noqa: PLC0415
-    from otelcost.lake.compact import compact_lake  # noqa: PLC0415
+    from otelcost.jobs.compact import compact_lake  # noqa: PLC0415
 
     config = LakeConfig()
     started = time.perf_counter()
@@ -235,7 +235,7 @@ def main() -> None:
         seconds, before, after = compact(lake_dir)
         size = sum(p.stat().st_size for p in lake_dir.rglob("*.parquet"))
         print(
-            f"compacted {before} files to {after} with otelcost.lake.compact.compact_lake in "
+            f"compacted {before} files to {after} with otelcost.jobs.compact.compact_lake in "
             f"{seconds:.0f} s ({size / 2**20:.0f} MiB)"
         )
         figures, rss = measure(lake_dir, args.repeat)

@@ -1,18 +1,42 @@
 """Exceptions raised by otelcost.
 
-Our exception hierarchy::
+Every exception otelcost raises on purpose, and where it is defined (the base classes are here;
+a subclass lives beside the code that raises it)::
 
-    OtelcostError                 base of every error otelcost raises on purpose
-    ├── ConfigError               invalid configuration; raised before anything starts
-    ├── IngestError               an export request could not be taken in
-    │   ├── PermanentIngestError  the same input will always fail (bad data): do not retry
-    │   └── TransientIngestError  overload or a passing fault: the sender should retry later
-    ├── PricingError              a price catalog is invalid or a lookup cannot be made
-    └── LakeError                 the Parquet lake cannot be written or read
-        └── LakeLockTimeoutError  another job held the lake lock too long; nothing changed
+    OtelcostError                    base of every error otelcost raises on purpose
+    ├── ConfigError                  invalid configuration; raised before anything starts
+    ├── BindError                    a receiver cannot listen on its address  (receiver/errors.py)
+    ├── IngestError                  an export request could not be taken in
+    │   ├── PermanentIngestError     the same input will always fail (bad data): do not retry
+    │   │   ├── MalformedRequestError       the body does not decode   (receiver/errors.py)
+    │   │   ├── RequestTooLargeError        over the size limit, compressed or not
+    │   │   ├── UnsupportedMediaTypeError   neither protobuf nor JSON
+    │   │   ├── MethodNotAllowedError       not a POST
+    │   │   └── NotFoundError               not an OTLP path
+    │   └── TransientIngestError     overload or a passing fault: the sender should retry later
+    │       ├── SpoolFullError              the spool is at spool.max_size (spool/errors.py)
+    │       ├── SpoolWriteError             writing or syncing a record failed; not acknowledged
+    │       └── ServeProcessGoneError       a receiver worker lost its serve process
+    │                                       (workers/worker.py)
+    ├── PricingError                 a price catalog is invalid or a lookup cannot be made
+    ├── LakeError                    the Parquet lake cannot be written or read
+    │   ├── LakeLockTimeoutError     another job held the lake lock too long; nothing changed
+    │   └── PartialWriteError        a flush published some partitions, not all (lake/publish.py)
+    ├── SpoolError                   the spool directory cannot be used       (spool/errors.py)
+    │   └── SpoolCorruptionError     a record mid-log fails its checksum (maybe acked data)
+    └── BudgetAdminError             a change to budgets or overrides that cannot be made
+        ├── UnknownBudgetError       the named budget does not exist
+        ├── UnknownOverrideError     the named override does not exist
+        └── InvalidOverrideError     the override asked for is not valid (bad field, past end)
+
+Not in the tree, on purpose: ``ValueError`` subclasses that parsers raise and their callers turn
+into one of the above (``normalize/values.InvalidCountError`` becomes a rejected span,
+``pricing/rates.RateError`` a ``PricingError``), and ``workers/frames.FrameError``, which closes a
+worker link and never leaves the process.
 
 Whether a retry helps is part of the type, so the receivers map errors to protocol status codes
-from the type alone (``otelcost/receiver/errors.py``). Foreign exceptions (pyarrow, duckdb,
+from the type alone (``otelcost/receiver/errors.py``), and the API listener maps the others the
+same way (``otelcost/api/responses.py``). Foreign exceptions (pyarrow, duckdb,
 grpc) are wrapped at the boundary with ``raise ... from exc``; callers never need to import a
 third-party exception type to handle ours. Misuse of an API by the caller raises the built-in
 ``TypeError`` / ``ValueError`` / ``RuntimeError`` instead.
@@ -21,14 +45,18 @@ third-party exception type to handle ours. Misuse of an API by the caller raises
 from __future__ import annotations
 
 __all__ = [
+    "BudgetAdminError",
     "ConfigError",
     "IngestError",
+    "InvalidOverrideError",
     "LakeError",
     "LakeLockTimeoutError",
     "OtelcostError",
     "PermanentIngestError",
     "PricingError",
     "TransientIngestError",
+    "UnknownBudgetError",
+    "UnknownOverrideError",
 ]
 
 
@@ -66,3 +94,23 @@ class LakeError(OtelcostError):
 
 class LakeLockTimeoutError(LakeError):
     """The lake lock was not free in time (a reprice or compaction holds it); nothing changed."""
+
+
+class BudgetAdminError(OtelcostError):
+    """A budget or override change that cannot be made; nothing was changed.
+
+    The API layer answers these with a client error (``otelcost/api/responses.py`` maps each
+    subclass to its status); the CLI prints the message.
+    """
+
+
+class UnknownBudgetError(BudgetAdminError):
+    """No budget has the name asked for."""
+
+
+class UnknownOverrideError(BudgetAdminError):
+    """No override has the id asked for."""
+
+
+class InvalidOverrideError(BudgetAdminError):
+    """The override is not valid: a field out of range, an end in the past, an unknown budget."""

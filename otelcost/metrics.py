@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from otelcost.lake.compact import Compactor
+from otelcost.counters import IntakeCounters, ReplayCounters
+from otelcost.jobs.compact import Compactor
 from otelcost.lake.writer import LakeWriter
 from otelcost.normalize import NormalizerCounters
-from otelcost.pipeline import IntakeCounters, ReplayCounters
 from otelcost.receiver.stats import ReceiverStats
 from otelcost.spool import Spool
 
@@ -100,7 +100,7 @@ class PipelineCollector(Collector):
 
 
 class CompactionCollector(Collector):
-    """Background lake compaction (``otelcost/lake/compact.py``); zeros when it is disabled."""
+    """Background lake compaction (``otelcost/jobs/compact.py``); zeros when it is disabled."""
 
     def __init__(self, compactor: Compactor) -> None:
         self._compactor = compactor

@@ -22,6 +22,7 @@ from otelcost.schema import MONEY_SCALE, MONEY_TYPE
 __all__ = [
     "PICO_PER_USD",
     "decimal_array_to_pico",
+    "format_amount",
     "per_million_to_pico_per_token",
     "pico_to_decimal",
     "pico_to_decimal_array",
@@ -84,3 +85,11 @@ def decimal_array_to_pico(amounts: pa.Array | pa.ChunkedArray) -> npt.NDArray[np
     if not np.array_equal(high, low >> 63):
         raise OverflowError("amount does not fit in int64 picodollars")
     return low.copy()
+
+
+def format_amount(amount: Decimal) -> str:
+    """``Decimal('4012.500000000000')`` -> ``'4012.5'``; exact, never in exponent notation."""
+    text = format(amount, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"

@@ -1,21 +1,21 @@
-"""The otelcost process at run time: listeners, the event loop, and an orderly stop.
+"""The otelcost process at run time: its event loop, the start order, signals, an orderly stop.
 
-One asyncio event loop hosts the OTLP/gRPC receiver, the OTLP/HTTP receiver and the API
-listener (policy endpoint, ``/metrics``, ``/healthz``, ``/readyz``). The pipeline's stages run
-behind the receivers (``otelcost/pipeline.py``); this module only starts and stops things:
+:class:`Server` assembles the process (the pipeline of ``otelcost/pipeline.py``, the OTLP
+receivers or the receiver worker pool, lake compaction, the metrics registry) and starts and
+stops it on one asyncio event loop, which hosts the API listener (``otelcost/api/``) and either
+both OTLP receivers or the links to the receiver workers (``receiver.workers``):
 
-* start: the API listener first, serving only ``/healthz``, ``/readyz`` (503, "starting") and
-  ``/metrics``: replaying a large spool can take a while, and an orchestrator's liveness probe
-  must not kill a process that is recovering. Then the pipeline stages (the spool is validated
-  and replayed into the lake and the budgets, off the event loop), then the receivers, so no
-  span is accepted before there is somewhere to put it. Policy and admin requests get 503 with
-  ``Retry-After`` until the budgets are rebuilt and the spool replayed: a decision from budgets
-  that have not yet seen the lake would allow spend that is already over a limit.
-  ``/readyz`` turns 200 once everything is listening (and is 503 again while no receiver
-  worker is listening, with ``receiver.workers`` set).
-* stop (SIGTERM / SIGINT): ``/readyz`` turns 503, the receivers stop accepting and finish the
-  requests in flight (grace period), background lake compaction is abandoned, then the
-  pipeline flushes the lake, checkpoints the spool and stops.
+* start: the API listener first (unless ``api.enabled`` is off), where only ``/healthz``,
+  ``/readyz`` (503, ``starting``) and ``/metrics`` answer and every other route 503 with
+  ``Retry-After`` (``otelcost/api/health.py`` says why). Then the pipeline, off the event loop
+  (the lake recovers, the budgets rebuild, the spool is replayed into both), which opens the
+  policy and admin routes. Then lake compaction and the receivers (or the workers), so no span
+  is accepted before there is somewhere to put it. ``/readyz`` turns 200 once everything is
+  listening (and is 503 again while no receiver worker is listening).
+* stop (SIGTERM / SIGINT in :meth:`Server.run_until_signalled`): ``/readyz`` turns 503, the
+  receivers (or workers) stop accepting and finish the requests in flight (grace period), a lake
+  compaction in progress is abandoned, the pipeline flushes the lake, checkpoints the spool and
+  stops; the API listener stops last, so gateways keep their decisions during the drain.
 """
 
 from __future__ import annotations
@@ -23,22 +23,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import tempfile
 import threading
-from collections.abc import Sequence
 from functools import partial
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry
 from prometheus_client.registry import Collector
 
 from otelcost import metrics
+from otelcost.api import build_api_app
+from otelcost.api.health import Readiness
 from otelcost.config import Config
 from otelcost.configtypes import parse_listen
 from otelcost.errors import ConfigError, OtelcostError
-from otelcost.lake.compact import Compactor
+from otelcost.jobs.compact import Compactor
 from otelcost.pipeline import Pipeline
-from otelcost.policy.server import build_api_app
 from otelcost.receiver.grpc import GrpcReceiver
 from otelcost.receiver.http import HttpReceiver
 from otelcost.workers import WorkerPool
@@ -48,8 +49,6 @@ __all__ = ["BackgroundServer", "Server", "check_data_dir"]
 log = logging.getLogger("otelcost")
 
 STOP_GRACE_SECONDS = 5.0
-_ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
-"""API paths answered while the pipeline starts; everything else waits for it (503)."""
 
 
 def check_data_dir(config: Config) -> None:
@@ -128,50 +127,23 @@ class Server:
             metrics.WorkersCollector(lambda: (workers.size, workers.live(), workers.restarts)),
         ]
 
-    # -- the API listener --------------------------------------------------------------------
+    # -- what the API's health routes ask (otelcost.api.health.ServingProcess) ----------------
 
-    def _api_routes(self) -> Sequence[web.RouteDef]:
-        return [
-            web.get("/healthz", self._healthz),
-            web.get("/readyz", self._readyz),
-            web.get("/metrics", self._metrics),
-        ]
+    @property
+    def pipeline_started(self) -> bool:
+        return self._pipeline_started
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        return self._registry
 
-    async def _readyz(self, request: web.Request) -> web.Response:
+    def readiness(self) -> Readiness:
         if self._ready and self.workers is not None and self.workers.live() == 0:
             # Every receiver worker is down (being started again): nothing takes OTLP now.
-            return web.json_response({"status": "no receiver worker is listening"}, status=503)
+            return Readiness(ready=False, status="no receiver worker is listening")
         if self._ready:
-            return web.json_response({"status": "ready"})
-        status = "not ready" if self._pipeline_started else "starting"
-        return web.json_response({"status": status}, status=503)
-
-    @web.middleware
-    async def _hold_until_started(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._pipeline_started or request.path in _ALWAYS_SERVED:
-            return await handler(request)
-        return web.json_response(
-            {"error": "otelcost is starting (rebuilding budgets, replaying the spool)"},
-            status=503,
-            headers={"Retry-After": "1"},
-        )
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        # In a thread: a collector may wait on a stage's lock (the spool holds its own while it
-        # recovers at start), and the loop must keep answering /healthz and gateways meanwhile.
-        body = await asyncio.to_thread(metrics.render, self._registry)
-        return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
-
-    def build_api_app(self) -> web.Application:
-        return build_api_app(
-            evaluator=self.pipeline.evaluator,
-            config=self.config.api,
-            extra_routes=self._api_routes(),
-            middlewares=[self._hold_until_started],
-        )
+            return Readiness(ready=True, status="ready")
+        return Readiness(ready=False, status="not ready" if self._pipeline_started else "starting")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -210,7 +182,8 @@ class Server:
 
     async def _start_api(self) -> None:
         host, port = parse_listen(self.config.api.listen)
-        self._api_runner = web.AppRunner(self.build_api_app(), access_log=None, handle_signals=False)
+        app = build_api_app(evaluator=self.pipeline.evaluator, config=self.config.api, process=self)
+        self._api_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._api_runner.setup()
         self._api_site = web.TCPSite(self._api_runner, host, port, reuse_address=True)
         try:
@@ -267,12 +240,25 @@ class Server:
         return ", ".join(parts)
 
     async def run_until(self, stop: asyncio.Event) -> None:
+        """Start, run until ``stop`` is set, then stop in order."""
         await self.start()
         try:
             await stop.wait()
         finally:
             log.info("otelcost is stopping: draining receivers and flushing the lake")
             await self.stop()
+
+    def run_until_signalled(self) -> None:
+        """Run on a new event loop until SIGTERM or SIGINT (``otelcost serve``; main thread only)."""
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            await self.run_until(stop)
+
+        asyncio.run(main())
 
 
 class BackgroundServer:
@@ -282,7 +268,8 @@ class BackgroundServer:
     end-to-end tests use it to run the real server in-process while they send it traffic::
 
         with BackgroundServer(config) as running:
-            exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{running.server.grpc.port}", insecure=True)
+            port = running.server.otlp_port("grpc")
+            exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{port}", insecure=True)
     """
 
     def __init__(

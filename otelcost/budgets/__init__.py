@@ -6,12 +6,12 @@ falls in (per scope instance and window, de-duplicated, exact) and publishes dec
 ``docs/budgets.md``.
 """
 
+from otelcost.budgets.admin import BudgetEntry
 from otelcost.budgets.config import AlertsConfig, BudgetConfig, BudgetingConfig, ThresholdConfig
-from otelcost.budgets.evaluator import AdminError, BudgetEntry, Evaluator
+from otelcost.budgets.evaluator import Evaluator
 from otelcost.budgets.overrides import Override, OverrideSpec
 
 __all__ = [
-    "AdminError",
     "AlertsConfig",
     "BudgetConfig",
     "BudgetEntry",

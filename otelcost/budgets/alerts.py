@@ -38,11 +38,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from otelcost.budgets.config import AlertsConfig
-from otelcost.budgets.engine import Crossing
+from otelcost.budgets.snapshot import Crossing
+from otelcost.budgets.store import AlertJournal
+from otelcost.money import format_amount
 from otelcost.policy.decisions import format_scope
-from otelcost.policy.encoding import format_amount, format_time
+from otelcost.timefmt import format_time, parse_time
 
-__all__ = ["AlertDispatcher", "alert_payload", "alert_text"]
+__all__ = ["AlertDispatcher", "Alerts", "alert_payload", "alert_text"]
 
 log = logging.getLogger(__name__)
 
@@ -226,3 +228,47 @@ class AlertDispatcher:
             return exc.code, f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError, ValueError) as exc:
             return None, str(getattr(exc, "reason", exc))
+
+
+class Alerts:
+    """Crossings become alerts once each: recorded in the journal, then queued for delivery.
+
+    ``journal`` None: nothing is remembered across restarts (tests, no state directory).
+    """
+
+    def __init__(self, config: AlertsConfig, journal: AlertJournal | None) -> None:
+        self._journal = journal
+        self._alerted: set[str] = set()
+        self.dispatcher = AlertDispatcher(config, on_done=self._done)
+
+    def resume(self, now_ns: int) -> None:
+        """Remember what the journal says was alerted; queue what was not delivered."""
+        if self._journal is None:
+            return
+
+        def still_open(payload: dict[str, Any]) -> bool:
+            end = parse_time(payload.get("window_end"))
+            if end is not None:
+                return end > now_ns
+            window_id = payload.get("window_id")  # a window that slides has no end: keep two days
+            return isinstance(window_id, int) and window_id > now_ns - 2 * 86_400 * 10**9
+
+        alerted, pending = self._journal.load(keep_if=still_open)
+        self._alerted = alerted
+        for payload in pending:
+            self.dispatcher.submit(payload)
+
+    def send(self, crossings: list[Crossing]) -> None:
+        """Alert each crossing not alerted before."""
+        for crossing in crossings:
+            if crossing.alert_id in self._alerted:
+                continue
+            self._alerted.add(crossing.alert_id)
+            payload = alert_payload(crossing)
+            if self._journal is not None:
+                self._journal.record("crossed", crossing.alert_id, payload)
+            self.dispatcher.submit(payload)
+
+    def _done(self, alert_id: str, outcome: str) -> None:
+        if self._journal is not None:
+            self._journal.record(outcome, alert_id)

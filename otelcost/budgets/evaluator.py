@@ -2,102 +2,73 @@
 
 ::
 
-    pipeline thread                      evaluator                         API event loop
-    ---------------                      ---------                         --------------
-    consume(batch) --> dedup --> Engine.consume (per budget: mask, group_by, add)
-                                  |-> crossings -> alert journal -> AlertDispatcher (thread)
-                                  '-> decision changed? -> new Snapshot (swap by reference)
-                                           '-> subscribers ------> loop.call_soon_threadsafe
-                                                                                   (wakes long-pollers)
-    ticker thread: tick() every budgeting.tick_interval: roll calendar windows, drain rolling
-    ones, expire overrides, republish spend figures every budgeting.snapshot_refresh.
+    pipeline thread                 evaluator                               API event loop
+    ---------------                 ---------                               --------------
+    consume(batch) -> dedup -> Engine.consume (per budget: scope mask, numpy grouping by
+                              |     instance and bucket, exact sums, thresholds of the
+                              |     instances touched)
+                              |-> crossings -> alert journal -> AlertDispatcher (thread)
+                              '-> decision changed, or spend refresh due? -> new Snapshot
+                                     '-> subscribers -------------> loop.call_soon_threadsafe
+                                                                         (wakes long-pollers)
+    ticker thread: tick() every budgeting.tick_interval: expire overrides, roll windows that
+    closed, re-evaluate decisions of windows that slide, refresh spend figures.
+    API worker threads: admin changes (admin.py), applied and published at once.
+
+A new snapshot version is published as soon as a decision changes; spend figures alone are
+republished at most every ``budgeting.snapshot_refresh``, checked on ``consume`` and ``tick``
+(``publish.py``).
 
 Threads: ``consume`` runs on the pipeline's thread, ``tick`` on the evaluator's ticker thread,
-the admin operations on whatever thread the API server calls them from (it uses a worker
-thread). One lock guards the engine; snapshots are immutable and replaced by reference, so
-readers (the API, every poller) never lock. Subscribers are called after the lock is released
-and must only hand the snapshot over (the API server's callback is one
-``loop.call_soon_threadsafe``).
+the admin operations on the API server's worker threads (``asyncio.to_thread``). One lock
+guards the engine, and :attr:`BudgetAdmin.lock <otelcost.budgets.admin.BudgetAdmin.lock>`
+serialises admin changes. Snapshots are immutable and replaced by reference, so readers (the
+API, every poller) never lock; subscribers are called after the lock is released.
 
-``consume`` is cheap: a vectorised dedup, then per budget one mask and one Arrow ``group_by``
-over the rows in scope; per-row Python work is limited to the dedup set of the current
-generation. It never raises: the lake has already taken the batch when the evaluator sees it
-(``pipeline.py`` orders the sinks), so refusing would make the sender retry a batch the lake
-holds; an unexpected error is logged and counted in ``consume_errors`` instead.
+``consume`` is cheap: a vectorised dedup, then per budget one scope mask and a numpy grouping of
+the rows in scope; Python runs once per instance touched, not per call (per-row Python work is
+limited to the dedup set of the current generation). It never raises: the lake has already
+taken the batch when the evaluator sees it (``pipeline.py`` orders the sinks), so refusing would
+make the sender retry a batch the lake holds; an unexpected error is logged and counted in
+``consume_errors`` instead.
 
 Start order (``start()``): stored admin changes are applied, every budget's open window is
-rebuilt from the lake, the dedup index is seeded, alerts recorded but not delivered before the
-stop are queued again, then the threads start. Only then may the spool replay (see
-``rebuild.py``).
+rebuilt from the lake, the dedup index is seeded, the first snapshot is published, alerts
+recorded but not delivered before the stop are queued again, then the threads start. Only then
+may the spool replay (see ``rebuild.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final
 
 import pyarrow as pa
-from pydantic import ValidationError
 
-from otelcost.budgets.alerts import AlertDispatcher, alert_payload
+from otelcost.budgets.admin import BudgetAdmin, BudgetEntry
+from otelcost.budgets.alerts import AlertDispatcher, Alerts
 from otelcost.budgets.config import BudgetConfig, BudgetingConfig
 from otelcost.budgets.dedup import DedupIndex, span_keys
-from otelcost.budgets.engine import Crossing, Engine, InstanceStatus, Rule
 from otelcost.budgets.measures import BatchMeasures
 from otelcost.budgets.overrides import Override, OverrideSpec
+from otelcost.budgets.publish import Publisher, Subscriber
 from otelcost.budgets.rebuild import LakeQuery, lake_query, rebuild_rule, seed_dedup
-from otelcost.budgets.store import AlertJournal, AuditLog, BudgetStore, StoredState
-from otelcost.errors import ConfigError, OtelcostError
+from otelcost.budgets.rules import Rule
+from otelcost.budgets.snapshot import Crossing, Engine
+from otelcost.budgets.status import InstanceStatus, instance_status
+from otelcost.budgets.store import AlertJournal
+from otelcost.errors import UnknownOverrideError
 from otelcost.policy.decisions import Snapshot
-from otelcost.policy.encoding import parse_time
 
-if TYPE_CHECKING:
-    from otelcost.config import Config
-
-__all__ = ["AdminError", "BudgetEntry", "Evaluator", "effective_budgets"]
+__all__ = ["BudgetEntry", "Evaluator"]
 
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR: Final = "system"
-Subscriber = Callable[[Snapshot], None]
-
-
-class AdminError(OtelcostError):
-    """An admin request that cannot be done; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetEntry:
-    """An effective budget and where it comes from: the YAML file or the admin API."""
-
-    config: BudgetConfig
-    source: Literal["config", "api"]
-
-
-def effective_budgets(configured: Iterable[BudgetConfig], stored: StoredState) -> dict[str, BudgetEntry]:
-    """The YAML budgets with the admin API's changes applied (validated)."""
-    entries = {cfg.name: BudgetEntry(cfg, "config") for cfg in configured}
-    for name, document in stored.budgets.items():
-        if document is None:
-            entries.pop(name, None)
-        else:
-            entries[name] = BudgetEntry(BudgetConfig.model_validate(document), "api")
-    return entries
-
-
-def _now_datetime(ns: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
 
 
 class Evaluator:
@@ -124,30 +95,18 @@ class Evaluator:
         self._clock_ns = clock_ns
         self._run_threads = run_threads
         self._lake = lake
-        names = [b.name for b in budgets]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ConfigError(f"budgets: two budgets named {duplicates[0]!r}")
-        self._config_budgets = {b.name: b for b in budgets}
-        self._store = BudgetStore(state_dir) if state_dir is not None else None
-        self._audit = AuditLog(state_dir) if state_dir is not None else None
-        self._journal = AlertJournal(state_dir) if state_dir is not None else None
-        self._stored = StoredState()
+        self._admin = BudgetAdmin(budgets, state_dir)
         self._lock = threading.Lock()
-        self._admin_lock = threading.Lock()
         now = clock_ns()
-        self._engine = Engine(self._rules(self._effective()), now_ns=now)
+        self._engine = Engine(self._rules(self._admin.effective()), now_ns=now)
         self._dedup = DedupIndex(
             horizon_ns=int(self.settings.dedup_horizon.total_seconds() * 1e9),
             max_ids=self.settings.dedup_max_ids,
         )
-        self._alerted: set[str] = set()
-        self._dispatcher = AlertDispatcher(self.settings.alerts, on_done=self._alert_done)
-        self.epoch = secrets.token_hex(4)
-        self._version = 0
-        self._snapshot = self._engine.snapshot(version=0, epoch=self.epoch, now_ns=now)
-        self._last_publish_ns = now
-        self._subscribers: list[Subscriber] = []
+        journal = AlertJournal(state_dir) if state_dir is not None else None
+        self._alerts = Alerts(self.settings.alerts, journal)
+        refresh_ns = int(self.settings.snapshot_refresh.total_seconds() * 1e9)
+        self._publisher = Publisher(self._engine, refresh_ns=refresh_ns, now_ns=now)
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
         self._started = False
@@ -157,21 +116,32 @@ class Evaluator:
         self.last_consume_seconds = 0.0
 
     @classmethod
-    def from_config(cls, config: Config, **kwargs: Any) -> Evaluator:
-        """The evaluator of a whole configuration: ``budgets``, ``budgeting`` (when the
-        configuration has that section), state under ``<data_dir>/budgets``, the lake."""
-        settings = getattr(config, "budgeting", None)
-        kwargs.setdefault("state_dir", config.data_dir / "budgets")
-        kwargs.setdefault("lake", lake_query(config.lake_dir))
-        return cls(budgets=config.budgets, settings=settings, **kwargs)
-
-    # -- effective budgets -------------------------------------------------------------------
-
-    def _effective(self) -> dict[str, BudgetEntry]:
-        return effective_budgets(self._config_budgets.values(), self._stored)
+    def from_sections(
+        cls,
+        *,
+        budgets: Sequence[BudgetConfig],
+        settings: BudgetingConfig,
+        data_dir: Path,
+        lake_dir: Path,
+        clock_ns: Callable[[], int] = time.time_ns,
+        run_threads: bool = True,
+    ) -> Evaluator:
+        """The evaluator of a serve process: state under ``<data_dir>/budgets``, open windows
+        rebuilt from the lake in ``lake_dir``."""
+        return cls(
+            budgets=budgets,
+            settings=settings,
+            state_dir=data_dir / "budgets",
+            lake=lake_query(lake_dir),
+            clock_ns=clock_ns,
+            run_threads=run_threads,
+        )
 
     def _rules(self, entries: dict[str, BudgetEntry]) -> list[Rule]:
-        return [Rule.of(entry.config, self.settings.timezone) for entry in entries.values()]
+        return [self._rule(entry.config) for entry in entries.values()]
+
+    def _rule(self, config: BudgetConfig) -> Rule:
+        return Rule.of(config, config.window_in(self.settings.timezone))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -180,13 +150,7 @@ class Evaluator:
         if self._started:
             return
         now = self._clock_ns()
-        if self._store is not None:
-            self._stored = self._store.load()
-        try:
-            overrides = {k: Override.model_validate(v) for k, v in self._stored.overrides.items()}
-            entries = self._effective()
-        except ValidationError as exc:
-            raise ConfigError(f"invalid stored budget state: {exc}") from exc
+        entries, overrides = self._admin.load()
         with self._lock:
             self._engine = Engine(self._rules(entries), now_ns=now)
             self._engine.set_overrides(overrides, now_ns=now)
@@ -202,14 +166,14 @@ class Evaluator:
                     seeded,
                 )
             snapshot = self._publish_locked(now, force=True)
-        self._resume_alerts(now)
+        self._alerts.resume(now)
         self._started = True
         if self._run_threads:
-            self._dispatcher.start()
+            self._alerts.dispatcher.start()
             self._stop.clear()
             self._ticker = threading.Thread(target=self._tick_loop, name="otelcost-budgets", daemon=True)
             self._ticker.start()
-        self._notify(snapshot)
+        self._announce([], snapshot)
 
     def shutdown(self) -> None:
         """Stop the threads. Nothing to flush: totals are rebuilt from the lake at start."""
@@ -217,24 +181,8 @@ class Evaluator:
         if self._ticker is not None:
             self._ticker.join()
             self._ticker = None
-        self._dispatcher.shutdown()
+        self._alerts.dispatcher.shutdown()
         self._started = False
-
-    def _resume_alerts(self, now: int) -> None:
-        if self._journal is None:
-            return
-
-        def still_open(payload: dict[str, Any]) -> bool:
-            end = parse_time(payload.get("window_end"))
-            if end is not None:
-                return end > now
-            window_id = payload.get("window_id")  # rolling windows: keep two window lengths
-            return isinstance(window_id, int) and window_id > now - 2 * 86_400 * 10**9
-
-        alerted, pending = self._journal.load(keep_if=still_open)
-        self._alerted = alerted
-        for payload in pending:
-            self._dispatcher.submit(payload)
 
     def _tick_loop(self) -> None:
         interval = self.settings.tick_interval.total_seconds()
@@ -268,11 +216,10 @@ class Evaluator:
             return
         finally:
             self.last_consume_seconds = time.perf_counter() - started
-        self._raise_alerts(crossings)
-        self._notify(snapshot)
+        self._announce(crossings, snapshot)
 
     def tick(self) -> None:
-        """Roll windows, drain rolling ones, expire overrides, refresh spend figures."""
+        """Expire overrides, roll and drain windows, refresh spend figures."""
         now = self._clock_ns()
         with self._lock:
             expired = self._engine.expired_overrides(now)
@@ -281,76 +228,46 @@ class Evaluator:
         with self._lock:
             crossings = self._engine.tick(now)
             snapshot = self._publish_locked(now)
-        self._raise_alerts(crossings)
-        self._notify(snapshot)
+        self._announce(crossings, snapshot)
 
     # -- publishing ------------------------------------------------------------------------------
 
     @property
     def snapshot(self) -> Snapshot:
         """The current decisions (immutable; replaced by reference on every change)."""
-        return self._snapshot
+        return self._publisher.snapshot
+
+    @property
+    def epoch(self) -> str:
+        """Random per run; in every snapshot's ETag."""
+        return self._publisher.epoch
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(snapshot)`` after every new snapshot; returns the unsubscriber."""
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._subscribers:
-                self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._publisher.subscribe(callback)
 
     def _publish_locked(self, now: int, *, force: bool = False) -> Snapshot | None:
-        engine = self._engine
-        refresh_ns = self.settings.snapshot_refresh.total_seconds() * 1e9
-        due = engine.spend_changed and now - self._last_publish_ns >= refresh_ns
-        if not (force or engine.decisions_changed or due):
-            return None
-        self._version += 1
-        self._snapshot = engine.snapshot(version=self._version, epoch=self.epoch, now_ns=now)
-        self._last_publish_ns = now
-        return self._snapshot
+        return self._publisher.publish(self._engine, now, force=force)
 
-    def _notify(self, snapshot: Snapshot | None) -> None:
-        if snapshot is None:
-            return
-        for callback in list(self._subscribers):
-            try:
-                callback(snapshot)
-            except Exception:
-                log.exception("a decision subscriber failed")
-
-    # -- alerts ----------------------------------------------------------------------------------
-
-    def _raise_alerts(self, crossings: list[Crossing]) -> None:
-        for crossing in crossings:
-            if crossing.alert_id in self._alerted:
-                continue
-            self._alerted.add(crossing.alert_id)
-            payload = alert_payload(crossing)
-            if self._journal is not None:
-                self._journal.record("crossed", crossing.alert_id, payload)
-            self._dispatcher.submit(payload)
-
-    def _alert_done(self, alert_id: str, outcome: str) -> None:
-        if self._journal is not None:
-            self._journal.record(outcome, alert_id)
+    def _announce(self, crossings: list[Crossing], snapshot: Snapshot | None) -> None:
+        """Alert the crossings, then hand a new snapshot to the subscribers (outside the lock)."""
+        self._alerts.send(crossings)
+        self._publisher.hand_over(snapshot)
 
     @property
     def alerts(self) -> AlertDispatcher:
-        return self._dispatcher
+        return self._alerts.dispatcher
 
     # -- status and counters ---------------------------------------------------------------------
 
     def status(self) -> list[InstanceStatus]:
         with self._lock:
-            return self._engine.status(self._clock_ns())
+            return instance_status(self._engine, self._clock_ns())
 
     def counters(self) -> dict[str, float]:
         """Plain numbers for ``/metrics`` (docs/budgets.md lists them)."""
-        dispatcher = self._dispatcher
-        snapshot = self._snapshot
+        dispatcher = self._alerts.dispatcher
+        snapshot = self._publisher.snapshot
         return {
             "calls_seen": self.calls_seen,
             "calls_counted": self.calls_counted,
@@ -368,38 +285,23 @@ class Evaluator:
             "alerts_pending": dispatcher.pending,
         }
 
-    # -- admin -----------------------------------------------------------------------------------
+    # -- admin: persisted and audited by BudgetAdmin, applied here --------------------------------
 
     def budgets(self) -> list[BudgetEntry]:
-        return list(self._effective().values())
+        return list(self._admin.effective().values())
 
     def upsert_budget(
         self, config: BudgetConfig, *, actor: str, note: str | None = None
     ) -> tuple[bool, BudgetEntry]:
         """Create or replace a budget at run time; returns (created, entry)."""
-        with self._admin_lock:
-            entries = self._effective()
-            before = entries.get(config.name)
-            rule = Rule.of(config, self.settings.timezone)
-            self._stored.budgets[config.name] = config.model_dump(mode="json")
-            self._save()
-            now = self._clock_ns()
-            with self._lock:
-                if before is None:
-                    self._engine.add_rule(rule, now_ns=now)
-                    kept, crossings = False, list[Crossing]()
-                else:
-                    kept, crossings = self._engine.replace_rule(rule, now_ns=now)
-                # Calls received from here on are counted live; the lake fills in the rest.
-                received_until = self._engine.as_of_ns if self._engine.as_of_ns is not None else now
-            if not kept and self._lake is not None:
-                partial = Engine([rule], now_ns=now)
-                rebuild_rule(partial, rule, self._lake, now, received_until_ns=received_until)
-                with self._lock:
-                    self._merge(partial, rule, now)
+        admin = self._admin
+        with admin.lock:
+            rule = self._rule(config)
+            before = admin.store_budget(config)
+            crossings = self._install(rule, replace=before is not None)
             with self._lock:
                 snapshot = self._publish_locked(self._clock_ns(), force=True)
-            self._write_audit(
+            admin.record(
                 actor=actor,
                 action="budget.create" if before is None else "budget.update",
                 target=config.name,
@@ -407,32 +309,37 @@ class Evaluator:
                 after=config.model_dump(mode="json"),
                 note=note,
             )
-        self._raise_alerts(crossings)
-        self._notify(snapshot)
+        self._announce(crossings, snapshot)
         return before is None, BudgetEntry(config, "api")
 
-    def _merge(self, partial: Engine, rule: Rule, now: int) -> None:
-        """Add totals rebuilt into ``partial`` to the live engine's (just added) rule."""
-        for key, bucket, units, calls, unpriced, as_of in partial.totals(rule.name):
-            self._engine.seed(
-                rule.name, key, units=units, calls=calls, unpriced=unpriced, as_of_ns=as_of, bucket=bucket
-            )
-        self._engine.settle(rule.name, now)
+    def _install(self, rule: Rule, *, replace: bool) -> list[Crossing]:
+        """Put ``rule`` in the engine; a new total starts from the lake plus the live calls."""
+        now = self._clock_ns()
+        with self._lock:
+            if replace:
+                kept, crossings = self._engine.replace_rule(rule, now_ns=now)
+            else:
+                self._engine.add_rule(rule, now_ns=now)
+                kept, crossings = False, []
+            # Calls received from here on are counted live; the lake fills in the rest.
+            received_until = self._engine.as_of_ns if self._engine.as_of_ns is not None else now
+        if not kept and self._lake is not None:
+            partial = Engine([rule], now_ns=now)
+            rebuild_rule(partial, rule, self._lake, now, received_until_ns=received_until)
+            with self._lock:
+                for group in partial.entries(rule.name):
+                    self._engine.seed(rule.name, group)
+                self._engine.settle(rule.name, now)
+        return crossings
 
     def delete_budget(self, name: str, *, actor: str, note: str | None = None) -> BudgetEntry:
-        with self._admin_lock:
-            before = self._effective().get(name)
-            if before is None:
-                raise AdminError(f"no budget named {name!r}", status=404)
-            if name in self._config_budgets:
-                self._stored.budgets[name] = None  # a tombstone over the YAML entry
-            else:
-                self._stored.budgets.pop(name, None)
-            self._save()
+        admin = self._admin
+        with admin.lock:
+            before = admin.drop_budget(name)
             with self._lock:
                 self._engine.remove_rule(name)
                 snapshot = self._publish_locked(self._clock_ns(), force=True)
-            self._write_audit(
+            admin.record(
                 actor=actor,
                 action="budget.delete",
                 target=name,
@@ -440,31 +347,20 @@ class Evaluator:
                 after=None,
                 note=note,
             )
-        self._notify(snapshot)
+        self._announce([], snapshot)
         return before
 
     def overrides(self) -> list[Override]:
-        return [Override.model_validate(v) for _, v in sorted(self._stored.overrides.items())]
+        return self._admin.overrides()
 
     def put_override(self, override_id: str, spec: OverrideSpec, *, actor: str) -> tuple[bool, Override]:
         """Create or replace override ``override_id``; returns (created, override)."""
         now = self._clock_ns()
-        if spec.budget is not None and spec.budget not in self._effective():
-            raise AdminError(f"no budget named {spec.budget!r}", status=400)
-        if spec.until_ns is not None and spec.until_ns <= now:
-            raise AdminError("until is in the past", status=400)
-        try:
-            override = Override(
-                **spec.model_dump(), id=override_id, created_by=actor, created_at=_now_datetime(now)
-            )
-        except ValidationError as exc:
-            raise AdminError(f"invalid override: {exc.errors()[0]['msg']}") from exc
-        with self._admin_lock:
-            before = self._stored.overrides.get(override_id)
-            self._stored.overrides[override_id] = override.model_dump(mode="json")
-            self._save()
+        override = self._admin.new_override(override_id, spec, actor=actor, now_ns=now)
+        with self._admin.lock:
+            before = self._admin.store_override(override)
             snapshot, crossings = self._apply_overrides(now)
-            self._write_audit(
+            self._admin.record(
                 actor=actor,
                 action="override.put",
                 target=override_id,
@@ -472,41 +368,30 @@ class Evaluator:
                 after=override.model_dump(mode="json"),
                 note=spec.reason or None,
             )
-        self._raise_alerts(crossings)
-        self._notify(snapshot)
+        self._announce(crossings, snapshot)
         return before is None, override
 
     def delete_override(self, override_id: str, *, actor: str) -> Override:
         removed = self._remove_override(override_id, actor=actor, action="override.delete")
         if removed is None:
-            raise AdminError(f"no override {override_id!r}", status=404)
+            raise UnknownOverrideError(f"no override {override_id!r}")
         return removed
 
     def _remove_override(self, override_id: str, *, actor: str, action: str) -> Override | None:
-        with self._admin_lock:
-            before = self._stored.overrides.pop(override_id, None)
+        with self._admin.lock:
+            before = self._admin.drop_override(override_id)
             if before is None:
                 return None
-            self._save()
             snapshot, crossings = self._apply_overrides(self._clock_ns())
-            self._write_audit(actor=actor, action=action, target=override_id, before=before, after=None)
-        self._raise_alerts(crossings)
-        self._notify(snapshot)
+            self._admin.record(actor=actor, action=action, target=override_id, before=before, after=None)
+        self._announce(crossings, snapshot)
         return Override.model_validate(before)
 
     def _apply_overrides(self, now: int) -> tuple[Snapshot | None, list[Crossing]]:
-        overrides = {k: Override.model_validate(v) for k, v in self._stored.overrides.items()}
+        overrides = self._admin.active_overrides()
         with self._lock:
             crossings = self._engine.set_overrides(overrides, now_ns=now)
             return self._publish_locked(now, force=True), crossings
 
     def audit(self, limit: int | None = None) -> list[dict[str, Any]]:
-        return [] if self._audit is None else self._audit.read(limit)
-
-    def _save(self) -> None:
-        if self._store is not None:
-            self._store.save(self._stored)
-
-    def _write_audit(self, **entry: Any) -> None:
-        if self._audit is not None:
-            self._audit.append(**entry)
+        return self._admin.audit(limit)

@@ -2,7 +2,7 @@
 
 Window spend is a function of the ledger of priced calls, so it can always be recomputed: for
 each budget, one DuckDB query over the lake's ``llm_calls`` view sums the calls of the open
-window per instance (and per bucket for rolling windows), de-duplicated by
+window per instance (and per bucket for a window that slides), de-duplicated by
 ``(trace_id, span_id)`` exactly like the live path, and the engine is seeded with the result.
 The decisions that follow are the ones the evaluator had before the restart: same calls, same
 windows, same thresholds.
@@ -32,8 +32,8 @@ from typing import Final
 import pyarrow as pa
 
 from otelcost.budgets.dedup import DedupIndex, span_keys
-from otelcost.budgets.engine import Engine, Rule
-from otelcost.budgets.windows import RollingWindow
+from otelcost.budgets.rules import Rule
+from otelcost.budgets.snapshot import Engine
 
 __all__ = ["LakeQuery", "lake_query", "rebuild_rule", "seed_dedup"]
 
@@ -96,8 +96,8 @@ def rebuild_rule(
     ``received_until_ns`` limits the rebuild to calls received up to then: for a budget added
     while calls are being counted live, so that the two never overlap.
     """
-    start_ns, _ = engine.open_window(rule.name, now_ns)
-    params: dict[str, object] = {"start": _datetime(start_ns)}
+    window = engine.open_window(rule.name, now_ns)
+    params: dict[str, object] = {"start": _datetime(window.start_ns)}
     keys = [f"{_ident(dim)} AS k{i}" for i, dim in enumerate(rule.scope.wildcards)]
     conditions = [f"{_ident(dim)} IS NOT NULL" for dim in rule.scope.wildcards]
     if received_until_ns is not None:
@@ -108,9 +108,10 @@ def rebuild_rule(
         params |= dict(zip(names, values, strict=True))
         conditions.append(f"{_ident(dim)} IN ({', '.join('$' + n for n in names)})")
     group = [f"k{i}" for i in range(len(keys))]
-    if isinstance(rule.window, RollingWindow):
-        params |= {"bucket_us": rule.window.bucket_ns // 1000, "now_us": now_ns // 1000}
-        keys.append("least(epoch_us(ts), $now_us) // $bucket_us AS bucket")
+    bucket_sql = rule.window.bucket_sql("least(epoch_us(ts), $now_us)")  # as live: now at most
+    if bucket_sql is not None:
+        params["now_us"] = now_ns // 1000
+        keys.append(f"{bucket_sql} AS bucket")
         group.append("bucket")
     select = ", ".join(
         [
@@ -138,17 +139,10 @@ def rebuild_rule(
         bucket = None
         if "bucket" in columns:
             bucket = int(columns["bucket"][row])
-            if bucket < rule.window.first_bucket(now_ns):  # type: ignore[union-attr]
+            if bucket < window.first_bucket:
                 continue
-        engine.seed(
-            rule.name,
-            key,
-            units=units,
-            calls=int(columns["calls"][row]),
-            unpriced=int(columns["unpriced"][row] or 0),
-            as_of_ns=_ns(columns["as_of"][row]),
-            bucket=bucket,
-        )
+        calls, unpriced = int(columns["calls"][row]), int(columns["unpriced"][row] or 0)
+        engine.seed(rule.name, (key, bucket, units, calls, unpriced, _ns(columns["as_of"][row])))
         seeded.add(key)
     engine.settle(rule.name, now_ns)
     return len(seeded)
@@ -156,7 +150,7 @@ def rebuild_rule(
 
 def seed_dedup(dedup: DedupIndex, engine: Engine, query: LakeQuery, now_ns: int) -> int:
     """Remember the lake's recent calls in open windows; return how many ids were seeded."""
-    starts = [engine.open_window(rule.name, now_ns)[0] for rule in engine.rules]
+    starts = [engine.open_window(rule.name, now_ns).start_ns for rule in engine.rules]
     if not starts:
         return 0
     params: dict[str, object] = {"start": _datetime(min(starts))}

@@ -1,6 +1,6 @@
 """``otelcost lake ...``: maintenance of the Parquet lake.
 
-* ``lake compact`` — merge each day's small files into one (``otelcost.lake.compact``), what
+* ``lake compact`` — merge each day's small files into one (``otelcost.jobs.compact``), what
   ``otelcost serve`` also does in the background (``lake.compaction``).
 """
 
@@ -19,7 +19,7 @@ from otelcost.cli.common import (
     partition_rewrite_options,
 )
 from otelcost.cli.output import emit, output_options
-from otelcost.lake.compact import CompactionResult, compact_lake
+from otelcost.jobs.compact import CompactionResult, compact_lake
 
 __all__ = ["COMMANDS", "lake"]
 

@@ -26,11 +26,11 @@ from otelcost.cli.common import (
     partition_rewrite_options,
 )
 from otelcost.cli.output import emit, output_options
+from otelcost.jobs.reprice import PartitionResult, reprice, unknown_models
 from otelcost.pricing import Catalog, Pricer, PricingConfig, check
-from otelcost.pricing.catalog import SERVICE_TIERS, Entry, Version
-from otelcost.pricing.jobs import PartitionResult, reprice, unknown_models
+from otelcost.pricing.entries import Entry, Version
 from otelcost.pricing.litellm import DEFAULT_MODES, convert_file_text
-from otelcost.pricing.rates import RATE_CLASSES
+from otelcost.pricing.rates import RATE_CLASSES, SERVICE_TIERS
 
 __all__ = ["COMMANDS", "pricing", "reprice_command"]
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +66,7 @@ def serve(
     # serve process only: a program embedding Server keeps its own GC settings.
     gc.set_threshold(GC_THRESHOLD_GEN0, 20, 20)
     with otelcost_errors():
-        asyncio.run(_serve(Server(config)))
-
-
-async def _serve(server: Server) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await server.run_until(stop)
+        Server(config).run_until_signalled()
 
 
 COMMANDS: list[click.Command] = [serve]

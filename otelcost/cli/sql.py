@@ -14,7 +14,7 @@ import click
 from otelcost.cli.common import config_options, load_cli_config
 from otelcost.cli.output import emit, output_options
 from otelcost.errors import LakeError
-from otelcost.lake.files import table_dir
+from otelcost.lake.layout import table_dir
 from otelcost.lake.query import run_query
 
 __all__ = ["COMMANDS", "parse_params", "sql"]

@@ -1,5 +1,5 @@
 """The ``lake`` configuration section: the live writer (``writer.py``) and its background
-compaction (``compact.py``). Part of the one ``Config`` model (``otelcost/config.py``)."""
+compaction (``otelcost/jobs/compact.py``). Part of the one ``Config`` model (``otelcost/config.py``)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ import duckdb
 import pyarrow as pa
 
 from otelcost.errors import LakeError
-from otelcost.lake.files import FILE_SUFFIX, TABLE_NAME, table_dir
+from otelcost.lake.layout import FILE_SUFFIX, TABLE_NAME, table_dir
 from otelcost.schema import PARTITION_COLUMN, RECORD_SCHEMA
 
 __all__ = ["ALLOWED_STATEMENTS", "VIEW_NAME", "connect", "duckdb_type", "lake_glob", "run_query"]

@@ -1,18 +1,14 @@
-"""Which spool records a Parquet file holds: the lake's half of replay idempotence.
+"""Which spool records a Parquet file holds: the set of seqs, and its place in the footer.
 
 Every file the live writer publishes carries, in its Parquet key-value metadata under
 ``otelcost.spool_seqs``, the sequence numbers of the spool records whose rows it contains, as
-ranges (``"1-40,42,45-90"``). After a crash, the pipeline replays the spool records after the
-checkpoint; a record whose seq is already in a file of a day's partition had its rows of that
-day made durable before the crash (between the file's rename and the checkpoint write), so those
-rows are not written again. The unit is (seq, day) because a flush writes one file per UTC day
-and a record's rows on one day always land in one file together.
+ranges (``"1-40,42,45-90"``). ``publish.py`` writes it, ``recovery.py`` reads it back to tell a
+replay which (record, day) pairs the lake already holds.
 
 A set, not just the highest seq: records are flushed in the order the event loop delivered them
 after their fsyncs, a flush can publish some days and fail others, and a record refused by the
 lake after its append is in no file at all, so "max seq in the file" does not tell which lower
-seqs are present. Consecutive seqs collapse into one range, so the text stays short.
-"""
+seqs are present. Consecutive seqs collapse into one range, so the text stays short."""
 
 from __future__ import annotations
 

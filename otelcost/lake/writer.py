@@ -1,10 +1,10 @@
 """The lake writer: a sink that buffers priced calls in memory and writes them as Parquet files.
 
-``consume(batch)`` only appends the batch to an in-memory buffer (no I/O on the caller's
-thread); a background thread flushes the buffer every ``lake.flush_interval``, or sooner when it
-holds ``lake.max_buffer_rows`` rows. A flush writes one file per UTC day present in the buffer
-(:func:`otelcost.lake.files.write_files`: temp name, fsync, rename, fsync the directory), while
-holding the lake lock shared.
+``consume(batch)`` and ``append(batch, seq=)`` only add the batch to an in-memory buffer (no I/O
+on the caller's thread); a background thread flushes the buffer every ``lake.flush_interval``, or
+sooner when it holds ``lake.max_buffer_rows`` rows. A flush writes one file per UTC day present
+in the buffer (:func:`otelcost.lake.publish.write_files`: temp name, fsync, rename, fsync the
+directory), while holding the lake lock shared.
 
 Backpressure: the buffer is bounded at ``4 x max_buffer_rows`` rows (counting rows being
 written). A batch that would exceed it is refused with ``TransientIngestError`` *before* it is
@@ -20,14 +20,17 @@ Rows are written in the order they were consumed, and a flush is all or nothing,
 ``on_flushed(files, rows)`` means exactly "the oldest ``rows`` rows not reported before are now
 durable".
 
-Spool records: a batch consumed with ``spool_seq=N`` holds the rows of spool record N. Each
+Spool records: the writer is the pipeline's :class:`~otelcost.stages.DurableSink`. A batch
+appended with ``seq=N`` (or consumed with ``spool_seq=N``) holds the rows of spool record N. Each
 file records the seqs of the rows it holds (``lake/seqs.py``), and after every successful flush
 ``on_seqs_durable(seqs)`` names the records whose rows are now *all* in Parquet (a half-failed
 flush can leave part of a record for the next one); the pipeline turns that into the spool
 checkpoint. A spooled batch must never be refused after its append: the sender would retry a
 batch that the spool replays anyway, and the lake would get it twice. So the pipeline first
 :meth:`LakeWriter.reserve` s room in the buffer (which may refuse), then appends to the spool,
-then consumes with ``reserved=True``, which takes the reservation instead of checking the bound.
+then :meth:`LakeWriter.append` s, which takes the reservation instead of checking the bound.
+After a restart, :meth:`LakeWriter.unrecorded` tells the replay which rows of a record the
+lake's files do not hold yet (``lake/recovery.py``).
 """
 
 from __future__ import annotations
@@ -46,16 +49,10 @@ import pyarrow as pa
 from otelcost.errors import LakeError, LakeLockTimeoutError, TransientIngestError
 from otelcost.histogram import DurationHistogram
 from otelcost.lake.config import LakeConfig
-from otelcost.lake.files import (
-    PartialWriteError,
-    conform,
-    days_of,
-    lake_lock,
-    recover,
-    split_by_day,
-    table_dir,
-    write_files,
-)
+from otelcost.lake.layout import conform, days_of, split_by_day, table_dir
+from otelcost.lake.locking import lake_lock
+from otelcost.lake.publish import PartialWriteError, write_files
+from otelcost.lake.recovery import ReplayFilter, recover
 from otelcost.lake.seqs import SeqSet
 
 __all__ = ["BUFFER_BOUND_FACTOR", "LakeWriter"]
@@ -88,6 +85,9 @@ def _seqs_by_day(entries: list[_Entry]) -> dict[date, SeqSet]:
 
 class LakeWriter:
     """Sink of RECORD_SCHEMA batches into ``<lake_dir>/llm_calls/date=YYYY-MM-DD/*.parquet``.
+
+    A ``stages.Sink`` (:meth:`consume`) and a ``stages.DurableSink`` (:meth:`reserve`,
+    :meth:`release`, :meth:`append`, :meth:`flush_due`, :meth:`flush`, :meth:`unrecorded`).
 
     Counters (plain attributes, read by ``otelcost/metrics.py``): ``rows_written``,
     ``files_written``, ``flushes`` (flushes that wrote rows), ``flush_errors``,
@@ -122,6 +122,7 @@ class LakeWriter:
         self._stopping = False
         self._stopped = False
         self._thread: threading.Thread | None = None
+        self._replay_filter = ReplayFilter(self.lake_dir)
 
         self.rows_written = 0
         self.files_written = 0
@@ -144,6 +145,7 @@ class LakeWriter:
                     log.warning("lake recovery: %s", action)
         except OSError as exc:
             raise LakeError(f"cannot prepare the lake in {self.lake_dir}: {exc.strerror or exc}") from exc
+        self._replay_filter = ReplayFilter(self.lake_dir)
         self._stopping = self._stopped = False
         self._thread = threading.Thread(target=self._run, name="otelcost-lake-writer", daemon=True)
         self._thread.start()
@@ -192,7 +194,7 @@ class LakeWriter:
         """Promise room for ``rows`` rows to a batch that is about to be spooled.
 
         Raises TransientIngestError exactly when :meth:`consume` would refuse the batch. Every
-        reservation ends in ``consume(..., reserved=True)`` or :meth:`release`.
+        reservation ends in :meth:`append` or :meth:`release`.
         """
         with self._lock:
             self._check_room(rows)
@@ -203,46 +205,61 @@ class LakeWriter:
         with self._lock:
             self._reserved_rows = max(0, self._reserved_rows - rows)
 
-    def consume(self, batch: pa.Table, *, spool_seq: int | None = None, reserved: bool = False) -> None:
+    def consume(self, batch: pa.Table, *, spool_seq: int | None = None) -> None:
         """Take a RECORD_SCHEMA batch into the buffer; never waits for I/O.
 
-        ``spool_seq`` is the spool record the batch came from. ``reserved`` consumes a
-        :meth:`reserve` d batch: it takes the reservation and is refused only when the writer
-        has stopped. Raises TransientIngestError when the buffer is full (the sender should
-        retry after ``retry_after`` seconds), LakeError when the batch does not have the record
-        schema.
+        ``spool_seq`` is the spool record the batch came from. Raises TransientIngestError when
+        the buffer is full or the writer has stopped (the sender should retry after
+        ``retry_after`` seconds), LakeError when the batch does not have the record schema.
         """
+        batch = conform(batch)
         rows = batch.num_rows
-        try:
-            batch = conform(batch)
-        except LakeError:
-            if reserved:
-                self.release(rows)
-            raise
         if rows == 0:
             return
         with self._lock:
-            if reserved:
-                self._reserved_rows = max(0, self._reserved_rows - rows)
-                if self._stopped:
-                    self.refused_batches += 1
-                    raise TransientIngestError("the lake writer has stopped", retry_after=self._interval)
-            else:
-                self._check_room(rows)
+            self._check_room(rows)
             self._buffer.append(_Entry(batch, spool_seq))
             self._buffer_rows += rows
             full = self._buffer_rows >= self.config.max_buffer_rows
         if full:
             self._wake.set()
 
-    def consume_unbounded(self, batch: pa.Table, *, spool_seq: int | None = None) -> None:
-        """Take a batch whatever the bound: for the spool replay at start, which flushes itself."""
-        batch = conform(batch)
-        if batch.num_rows == 0:
+    def append(self, batch: pa.Table, *, seq: int | None) -> None:
+        """Take the rows of spool record ``seq`` whatever the bound; never waits for I/O.
+
+        The batch was :meth:`reserve` d before its spool append (its reservation is taken here)
+        or is a replayed record, which was accepted before the restart and is taken before
+        anything is reserved (the replay flushes as it goes). Refused (TransientIngestError) only
+        when the writer has stopped; LakeError when the batch does not have the record schema.
+        """
+        rows = batch.num_rows
+        try:
+            batch = conform(batch)
+        except LakeError:
+            self.release(rows)
+            raise
+        if rows == 0:
             return
         with self._lock:
-            self._buffer.append(_Entry(batch, spool_seq))
-            self._buffer_rows += batch.num_rows
+            self._reserved_rows = max(0, self._reserved_rows - rows)
+            if self._stopped:
+                self.refused_batches += 1
+                raise TransientIngestError("the lake writer has stopped", retry_after=self._interval)
+            self._buffer.append(_Entry(batch, seq))
+            self._buffer_rows += rows
+            full = self._buffer_rows >= self.config.max_buffer_rows
+        if full:
+            self._wake.set()
+
+    @property
+    def flush_due(self) -> bool:
+        """The buffer holds ``lake.max_buffer_rows`` rows or more (rows being written included)."""
+        return self.buffered_rows >= self.config.max_buffer_rows
+
+    def unrecorded(self, batch: pa.Table, *, seq: int) -> pa.Table:
+        """The rows of replayed spool record ``seq`` on the days whose files do not name it
+        (``lake/recovery.py``); asked once per record, after :meth:`start`."""
+        return self._replay_filter.unrecorded(batch, seq=seq)
 
     def flush(self, *, lock_timeout: float | None = None) -> int:
         """Write everything buffered now; return the number of rows written.
@@ -350,7 +367,7 @@ class LakeWriter:
             if self._stopping:
                 break
             now = time.monotonic()
-            if now < due and (now < retry_not_before or self.buffered_rows < self.config.max_buffer_rows):
+            if now < due and (now < retry_not_before or not self.flush_due):
                 continue  # woken early, but not (or not yet again) worth a flush
             try:
                 # Bounded, so that a stop is seen within an interval while a reprice holds the lock.

@@ -8,6 +8,13 @@
       admin_tokens: {alice: t1}    # more tokens, by name (the name is what the audit log records)
       check_deny_status: 429       # /v1/check's answer when a call is refused (403 for nginx)
       max_wait: 60s                # longest ?wait= a long poll may ask for
+
+The section configures the API listener (``otelcost/api/``) but is defined here, in the layer
+below the domain, because ``otelcost/config.py`` composes every section and sits below ``api``
+in the layer order: it may not import ``otelcost.api`` (nor should ``otelcost config check``
+import aiohttp). What it sets is the decision protocol as the policy package defines it (the
+deny status, the longest long poll) plus where to listen and who may change budgets; this
+module imports pydantic only.
 """
 
 from __future__ import annotations

@@ -24,19 +24,17 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Literal, cast
 
+from otelcost.money import format_amount
 from otelcost.policy.decisions import Action, Decision, Exemption, ScopeValue, Snapshot
+from otelcost.timefmt import format_time, parse_time
 
 __all__ = [
     "JSON_CONTENT_TYPE",
     "PROTOBUF_CONTENT_TYPE",
     "decision_to_json",
-    "format_amount",
-    "format_time",
-    "parse_time",
     "snapshot_from_json",
     "snapshot_from_protobuf",
     "snapshot_to_json",
@@ -46,37 +44,8 @@ __all__ = [
 JSON_CONTENT_TYPE: Final = "application/json"
 PROTOBUF_CONTENT_TYPE: Final = "application/x-protobuf"
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _PROTO_ACTIONS: Final = {Action.ALLOW: 1, Action.NOTIFY: 2, Action.THROTTLE: 3, Action.BLOCK: 4}
 _ACTIONS_BY_NUMBER: Final = {number: action for action, number in _PROTO_ACTIONS.items()}
-
-
-def format_amount(amount: Decimal) -> str:
-    """``Decimal('4012.500000000000')`` -> ``'4012.5'``; exact, never in exponent notation."""
-    text = format(amount, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def format_time(ns: int | None) -> str | None:
-    """Unix nanoseconds as RFC 3339 UTC (microsecond precision), e.g. ``2026-12-01T00:00:00Z``."""
-    if ns is None:
-        return None
-    moment = _EPOCH + timedelta(microseconds=ns // 1000)
-    text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
-
-
-def parse_time(text: str | None) -> int | None:
-    """Inverse of :func:`format_time`; also accepts any offset, read as that instant."""
-    if text is None:
-        return None
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"time {text!r} has no UTC offset")
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
 def _scope_to_json(scope: Mapping[str, ScopeValue]) -> dict[str, str | list[str]]:

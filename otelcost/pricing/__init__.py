@@ -6,9 +6,12 @@ turns a ``CALL_SCHEMA`` batch into ``RECORD_SCHEMA`` rows with exact cost column
 ``otelcost/pricing/README.md`` and ``docs/pricing.md``.
 """
 
-from otelcost.pricing.catalog import Catalog, CatalogIssue, Entry, Source, Version, check
+from otelcost.pricing.catalog import Catalog, check
+from otelcost.pricing.catalog_loader import CatalogIssue
 from otelcost.pricing.config import Discount, PricingConfig
-from otelcost.pricing.engine import CACHE_WRITE_1H_ATTRIBUTE, PRICING_STATUSES, Pricer, PricingCounters
+from otelcost.pricing.costs import CACHE_WRITE_1H_ATTRIBUTE
+from otelcost.pricing.engine import PRICING_STATUSES, Pricer, PricingCounters
+from otelcost.pricing.entries import Entry, Source, Version
 
 __all__ = [
     "CACHE_WRITE_1H_ATTRIBUTE",

@@ -13,9 +13,10 @@ Everything is vectorised over the batch; Python loops run over *distinct keys*, 
    not price falls back to standard — and its variant (long-context level or time-of-day
    window) is computed per distinct price set with numpy masks. Each row ends with one index
    into a matrix of int64 rates (picodollars per token, six classes).
-4. **Multiply.** int64 tokens x int64 rates, per class; ``cost_usd`` is the exact sum of the
-   five parts. A batch whose costs could pass 2**63 picodollars (9.2 million USD in one call:
-   corrupt token counts) is recomputed with Python integers rather than wrapped around.
+4. **Multiply** (:mod:`otelcost.pricing.costs`). int64 tokens x int64 rates, per class;
+   ``cost_usd`` is the exact sum of the five parts. A batch whose costs could pass 2**63
+   picodollars (9.2 million USD in one call: corrupt token counts) is recomputed with Python
+   integers rather than wrapped around.
 5. **Discount** (``effective_cost_usd``), half-to-even at the picodollar, then wrap the int64
    picodollars as ``DECIMAL(38, 12)`` without any arithmetic.
 
@@ -34,7 +35,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Final
 
 import numpy as np
@@ -42,19 +42,17 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from otelcost.errors import PricingError
-from otelcost.money import pico_to_decimal_array
-from otelcost.pricing.catalog import SERVICE_TIERS, Catalog, Entry
+from otelcost.pricing.catalog import Catalog
 from otelcost.pricing.config import PricingConfig
+from otelcost.pricing.costs import costs, int64_column, money_array
 from otelcost.pricing.discounts import DiscountRule, apply_fraction, rules_for
-from otelcost.pricing.rates import PriceSet
-from otelcost.schema import CALL_SCHEMA, MONEY_SCALE, MONEY_TYPE, RECORD_SCHEMA
+from otelcost.pricing.entries import Entry
+from otelcost.pricing.rates import SERVICE_TIERS, PriceSet
+from otelcost.schema import CALL_SCHEMA, RECORD_SCHEMA
 
-__all__ = ["CACHE_WRITE_1H_ATTRIBUTE", "PRICING_STATUSES", "Pricer", "PricingCounters"]
+__all__ = ["PRICING_STATUSES", "Pricer", "PricingCounters"]
 
 PRICING_STATUSES: Final = ("priced", "unknown_model", "no_model")
-CACHE_WRITE_1H_ATTRIBUTE: Final = "otelcost.cache_write_1h_tokens"
-"""Span attribute: how many of ``cache_write_tokens`` were written with a 1-hour TTL."""
 
 _PRICED, _UNKNOWN, _NO_MODEL = 0, 1, 2
 _TIER_CODES: Final = {name: code for code, name in enumerate(SERVICE_TIERS)}
@@ -63,7 +61,6 @@ _MAX_SECOND: Final = (1 << _SHIFT) - 1
 _US_PER_SECOND: Final = 1_000_000
 _SECONDS_PER_DAY: Final = 86_400
 _EPOCH_ISO_WEEKDAY: Final = 4  # 1970-01-01 was a Thursday
-_SAFE_PICO: Final = float(2**62)  # float estimate bound that leaves room for float error
 _NO_KEY: Final = -1
 
 
@@ -188,28 +185,28 @@ class Pricer:
         entry = np.array([r.entry for r in resolved], dtype=np.int64)[key_of_row]
         unpriced_status = np.array([r.status_if_unpriced for r in resolved], dtype=np.int64)[key_of_row]
 
-        ts_us = _int64(calls["ts"])
+        ts_us = int64_column(calls["ts"])
         seconds = np.clip(np.floor_divide(ts_us, _US_PER_SECOND), 0, _MAX_SECOND)
         version, in_force = self._versions(entry, seconds)
         status = np.where(in_force, _PRICED, unpriced_status)
 
         tier = self._tier_codes(calls["service_tier"])
-        input_tokens = np.maximum(_int64(calls["input_tokens"]), 0)
+        input_tokens = np.maximum(int64_column(calls["input_tokens"]), 0)
         group = np.where(in_force, self._group_of[np.where(in_force, version, 0) * 4 + tier], -1)
         rate_row = self._rate_rows(group, input_tokens, ts_us, seconds)
 
         rates = self._rates[rate_row]
-        money = _costs(calls, input_tokens, rates)
+        money = costs(calls, input_tokens, rates)
         effective = self._discounted(money["cost_usd"], key_of_row, resolved, ts_us, status)
 
         result: dict[str, pa.Array] = {
             "model": self._model_ids.take(pa.array(np.where(in_force, entry, len(self.catalog.entries)))),
             "price_ref": self._refs.take(pa.array(rate_row)),
             "pricing_status": self._statuses.take(pa.array(status)),
-            "effective_cost_usd": _money_array(effective),
+            "effective_cost_usd": money_array(effective),
         }
         for name, values in money.items():
-            result[name] = _money_array(values)
+            result[name] = money_array(values)
         assert all(len(a) == n for a in result.values())
         return result, status
 
@@ -351,15 +348,6 @@ class Pricer:
 # -- helpers -----------------------------------------------------------------------------------------
 
 
-def _int64(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.int64]:
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_timestamp(array.type):
-        array = array.cast(pa.int64())
-    if array.null_count:
-        array = pc.fill_null(array, 0)
-    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
 def _dictionary(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int64], pa.Array]:
     """Indices (nulls and empty strings -> len(dictionary)) and the dictionary of a string column."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
@@ -381,62 +369,6 @@ def _lookup(dictionary: pa.Array, code: int) -> str | None:
         return None
     value = dictionary[code].as_py()
     return str(value) if value is not None else None
-
-
-def _cache_write_1h(calls: pa.Table, cache_write: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    if not np.any(cache_write) or "attributes" not in calls.column_names:
-        return np.zeros_like(cache_write)
-    attributes = calls["attributes"].combine_chunks()
-    if attributes.null_count == len(attributes):
-        return np.zeros_like(cache_write)
-    values = pc.map_lookup(attributes, CACHE_WRITE_1H_ATTRIBUTE, "first")
-    digits = pc.if_else(pc.utf8_is_digit(pc.utf8_trim_whitespace(values)), values, None)
-    parsed = _int64(pc.cast(pc.utf8_trim_whitespace(digits), pa.int64()))
-    return np.minimum(np.maximum(parsed, 0), cache_write)
-
-
-def _costs(
-    calls: pa.Table, input_tokens: npt.NDArray[np.int64], rates: npt.NDArray[np.int64]
-) -> dict[str, npt.NDArray[np.int64] | npt.NDArray[np.object_]]:
-    cache_read = np.maximum(_int64(calls["cache_read_tokens"]), 0)
-    cache_write = np.maximum(_int64(calls["cache_write_tokens"]), 0)
-    output = np.maximum(_int64(calls["output_tokens"]), 0)
-    reasoning = np.maximum(_int64(calls["reasoning_tokens"]), 0)
-    write_1h = _cache_write_1h(calls, cache_write)
-    counts = (
-        np.maximum(input_tokens - cache_read - cache_write, 0),  # uncached input
-        cache_read,
-        cache_write - write_1h,
-        write_1h,
-        np.maximum(output - reasoning, 0),  # output other than reasoning
-        reasoning,
-    )
-    estimate = sum(c.astype(np.float64) * rates[:, i].astype(np.float64) for i, c in enumerate(counts))
-    exact: tuple[npt.NDArray[np.int64] | npt.NDArray[np.object_], ...] = counts
-    table = rates
-    if len(estimate) and float(np.max(estimate)) >= _SAFE_PICO:
-        # Corrupt token counts could wrap int64 around: Python integers are exact at any size.
-        exact = tuple(c.astype(object) for c in counts)
-        table = rates.astype(object)
-    parts = [exact[i] * table[:, i] for i in range(6)]
-    result = {
-        "input_cost_usd": parts[0],
-        "cache_read_cost_usd": parts[1],
-        "cache_write_cost_usd": parts[2] + parts[3],
-        "output_cost_usd": parts[4],
-        "reasoning_cost_usd": parts[5],
-    }
-    result["cost_usd"] = parts[0] + parts[1] + parts[2] + parts[3] + parts[4] + parts[5]
-    return result
-
-
-def _money_array(pico: npt.NDArray[np.int64] | npt.NDArray[np.object_]) -> pa.Array:
-    if pico.dtype != object:
-        return pico_to_decimal_array(pico)
-    try:
-        return pa.array([Decimal(int(v)).scaleb(-MONEY_SCALE) for v in pico.tolist()], type=MONEY_TYPE)
-    except (pa.ArrowInvalid, ArithmeticError) as exc:
-        raise PricingError(f"a cost does not fit DECIMAL(38, {MONEY_SCALE}): {exc}") from exc
 
 
 def _empty_pricing_columns() -> dict[str, pa.Array]:

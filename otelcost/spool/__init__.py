@@ -6,18 +6,24 @@ the lake writer has put rows durably into Parquet, the pipeline calls :meth:`Spo
 the spool deletes what it no longer needs. After a crash, :meth:`Spool.replay` hands back every
 record after the checkpoint, so what was acknowledged but not yet in the lake is written again.
 
-Modules: ``spool.py`` (the :class:`Spool`), ``committer.py`` (group commit), ``format.py`` (the
-bytes on disk), ``scan.py`` (validation and torn-tail detection), ``repair.py`` (the explicit,
-operator-run cut of a damaged log), ``commands.py`` (``otelcost spool info|repair``).
-docs/durability.md explains the guarantees and the measurements.
+Modules: ``spool.py`` (the :class:`Spool`: lifecycle and the order of things), ``recovery.py``
+(what ``start()`` does to the directory), ``segments.py`` (the segment files, rolling),
+``committer.py`` (group commit), ``limits.py`` (what is bounded), ``replay.py`` (reading records
+back), ``stats.py`` (counters), ``format.py`` (the bytes on disk), ``scan.py`` (validation and
+torn-tail detection), ``repair.py`` (the explicit, operator-run cut of a damaged log),
+``commands.py`` (``otelcost spool info|repair``). docs/durability.md explains the guarantees and
+the measurements.
 """
 
 from __future__ import annotations
 
 from otelcost.spool.config import SpoolConfig
 from otelcost.spool.errors import SpoolCorruptionError, SpoolError, SpoolFullError, SpoolWriteError
+from otelcost.spool.recovery import RecoveryReport
 from otelcost.spool.repair import RepairReport, repair
-from otelcost.spool.spool import RecoveryReport, Spool, SpoolRecord, SpoolStats
+from otelcost.spool.replay import SpoolRecord
+from otelcost.spool.spool import Spool
+from otelcost.spool.stats import SpoolStats
 
 __all__ = [
     "RecoveryReport",

@@ -27,30 +27,17 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from otelcost.errors import TransientIngestError
-from otelcost.spool.errors import SpoolWriteError
+from otelcost.spool.errors import IO_RETRY_AFTER, SpoolWriteError
+from otelcost.spool.stats import SpoolCounters
 
-__all__ = ["AsyncWaiter", "GroupCommitter", "SpoolCounters", "SyncWaiter", "sync_file"]
+__all__ = ["AsyncWaiter", "GroupCommitter", "SyncWaiter", "sync_file"]
 
 log = logging.getLogger(__name__)
 
 sync_file: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 """fdatasync where the platform has it: it skips the inode timestamps, not the file size."""
-
-
-@dataclass
-class SpoolCounters:
-    """Running totals for metrics; written under the spool's lock, read without it."""
-
-    appends: int = 0
-    bytes_appended: int = 0
-    fsyncs: int = 0
-    fsync_seconds_total: float = 0.0
-    commits: int = 0
-    refused_full: int = 0
-    refused_io: int = 0
 
 
 class SyncWaiter:
@@ -179,7 +166,9 @@ class GroupCommitter:
                     self._on_failure(exc)
                     waiters += self._waiters
                     self._waiters = []
-                self._resolve(waiters, SpoolWriteError(f"spool committer failed: {exc!r}", retry_after=5.0))
+                self._resolve(
+                    waiters, SpoolWriteError(f"spool committer failed: {exc!r}", retry_after=IO_RETRY_AFTER)
+                )
                 return
             if stopping:
                 return
@@ -250,7 +239,7 @@ def _failure(error: BaseException) -> TransientIngestError:
         return type(error)(str(error), retry_after=error.retry_after)
     failure = SpoolWriteError(
         f"the spool cannot make the record durable after an I/O error ({error}); restart otelcost to recover",
-        retry_after=5.0,
+        retry_after=IO_RETRY_AFTER,
     )
     failure.__cause__ = error
     return failure

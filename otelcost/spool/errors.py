@@ -15,10 +15,22 @@ anyway could drop acknowledged data, so a person decides (``otelcost spool repai
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 from otelcost.errors import OtelcostError, TransientIngestError
 
-__all__ = ["SpoolCorruptionError", "SpoolError", "SpoolFullError", "SpoolWriteError"]
+__all__ = [
+    "FULL_RETRY_AFTER",
+    "IO_RETRY_AFTER",
+    "SpoolCorruptionError",
+    "SpoolError",
+    "SpoolFullError",
+    "SpoolWriteError",
+]
+
+FULL_RETRY_AFTER: Final = 2.0
+"""Seconds a refused sender should wait: about one lake flush, after which a checkpoint frees space."""
+IO_RETRY_AFTER: Final = 5.0
 
 
 class SpoolFullError(TransientIngestError):

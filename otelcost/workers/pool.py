@@ -46,7 +46,8 @@ from otelcost.config import Config
 from otelcost.configtypes import parse_listen
 from otelcost.errors import OtelcostError, PermanentIngestError, TransientIngestError
 from otelcost.normalize import NormalizerCounters
-from otelcost.pipeline import BatchSummary, Pipeline
+from otelcost.pipeline import Pipeline
+from otelcost.prepare import BatchSummary
 from otelcost.receiver.errors import bind_error
 from otelcost.receiver.stats import ReceiverStats
 from otelcost.schema import RECORD_SCHEMA

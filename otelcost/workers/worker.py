@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otelcost.config import Config
 from otelcost.errors import IngestError, OtelcostError, PermanentIngestError, TransientIngestError
-from otelcost.pipeline import Preparer, encode_batch
+from otelcost.prepare import Preparer, encode_batch
 from otelcost.receiver.grpc import GrpcReceiver
 from otelcost.receiver.http import HttpReceiver
 from otelcost.receiver.intake import ExportOutcome

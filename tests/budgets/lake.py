@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from otelcost.lake.files import lake_lock, write_files
+from otelcost.lake.locking import lake_lock
+from otelcost.lake.publish import write_files
 
 __all__ = ["land"]
 

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pytest
 
 from otelcost.budgets.config import BudgetConfig, BudgetingConfig
-from otelcost.budgets.evaluator import AdminError, Evaluator
+from otelcost.budgets.evaluator import Evaluator
 from otelcost.budgets.overrides import OverrideSpec
-from otelcost.errors import ConfigError
+from otelcost.errors import BudgetAdminError, ConfigError
 from otelcost.policy.decisions import Action, Snapshot
 from tests.budgets.harness import Clock
 from tests.budgets.rows import at, calls
@@ -268,9 +268,9 @@ def test_overrides_block_allow_and_raise(clock: Clock, tmp_path: Path) -> None:
     ev.put_override("launch", OverrideSpec(action="allow", scope={"team": "ml"}), actor="alice")
     assert ev.snapshot.check({"team": "ml"}, clock()).allowed
     assert not ev.snapshot.check({"team": "ml", "user_id": "u1"}, clock()).allowed
-    with pytest.raises(AdminError, match="no budget named"):
+    with pytest.raises(BudgetAdminError, match="no budget named"):
         ev.put_override("x", OverrideSpec(action="raise_limit", budget="nope", limit=Decimal(1)), actor="a")
-    with pytest.raises(AdminError, match="no override"):
+    with pytest.raises(BudgetAdminError, match="no override"):
         ev.delete_override("nope", actor="a")
     actions = [(e["actor"], e["action"], e["target"]) for e in ev.audit()]
     assert actions == [
@@ -306,7 +306,7 @@ def test_admin_budget_changes_persist_and_are_audited(clock: Clock, tmp_path: Pa
     assert created
     ev.delete_budget("team-monthly", actor="bob")
     assert [e.config.name for e in ev.budgets()] == ["daily"]
-    with pytest.raises(AdminError, match="no budget"):
+    with pytest.raises(BudgetAdminError, match="no budget"):
         ev.delete_budget("team-monthly", actor="bob")
     audit = ev.audit()
     assert [(e["actor"], e["action"], e["target"]) for e in audit] == [

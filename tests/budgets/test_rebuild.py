@@ -1,6 +1,6 @@
 """Restart: totals of open windows come back from the lake and the decisions are the same.
 
-The lake is real: Parquet files in Hive layout written by ``otelcost.lake.files``, read by
+The lake is real: Parquet files in Hive layout written by ``otelcost.lake.publish``, read by
 DuckDB through ``otelcost.lake.query``.
 """
 
@@ -16,7 +16,7 @@ from otelcost.budgets.config import BudgetConfig, BudgetingConfig
 from otelcost.budgets.evaluator import Evaluator
 from otelcost.budgets.rebuild import lake_query
 from otelcost.budgets.status import budget_status
-from otelcost.lake.files import table_dir
+from otelcost.lake.layout import table_dir
 from otelcost.policy.decisions import Action
 from tests.budgets.harness import Clock
 from tests.budgets.lake import land
@@ -123,12 +123,18 @@ def test_replays_after_a_restart_never_count_twice(tmp_path: Path) -> None:
     )
     land(tmp_path / "lake", confirmed, flushed)
     ev = start(tmp_path, clock)
-    assert {(s.budget, s.spent) for s in ev.status()} == {("team-monthly", 110), ("agent-tpm", 700)}
+    assert {(s.budget, s.spent) for s in ev.status()} == {
+        ("team-monthly", Decimal(110)),
+        ("agent-tpm", Decimal(700)),
+    }
     # The spool replays what it had not seen confirmed: the flushed rows and the unflushed ones.
     ev.consume(flushed)
     ev.consume(unflushed)
     assert ev.counters()["duplicates"] == flushed.num_rows
-    assert {(s.budget, s.spent) for s in ev.status()} == {("team-monthly", 110), ("agent-tpm", 1000)}
+    assert {(s.budget, s.spent) for s in ev.status()} == {
+        ("team-monthly", Decimal(110)),
+        ("agent-tpm", Decimal(1000)),
+    }
 
 
 def test_rolling_and_calendar_windows_rebuild_only_the_open_window(tmp_path: Path) -> None:
@@ -167,7 +173,7 @@ def test_budget_status_from_the_lake_alone(tmp_path: Path) -> None:
     )
     by_scope = {(r.budget, tuple(sorted(r.scope.items()))): r for r in rows}
     ml = by_scope[("team-monthly", (("team", "ml"),))]
-    assert (ml.spent, ml.limit, ml.action, ml.exceeded) == (110, 100, Action.THROTTLE, True)
+    assert (ml.spent, ml.limit, ml.action, ml.exceeded) == (Decimal(110), Decimal(100), Action.THROTTLE, True)
     assert ml.projected_exhaustion_ns is None
     search = by_scope[("team-monthly", (("team", "search"),))]
     assert search.spent == Decimal("61.5")

@@ -21,10 +21,12 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.util.types import AttributeValue
 
 from otelcost.policy.client import PolicyClient
 from otelcost.server import BackgroundServer
 from tests.e2e.conftest import loopback_config
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +70,7 @@ def send_calls(grpc_port: int, team: str, count: int) -> None:
     )
     tracer = provider.get_tracer("agent")
     for _ in range(count):
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             "gen_ai.provider.name": "openai",
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": "gpt-4o-mini",
@@ -79,15 +81,6 @@ def send_calls(grpc_port: int, team: str, count: int) -> None:
         with tracer.start_as_current_span("chat gpt-4o-mini", attributes=attributes):
             pass
     provider.shutdown()
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def check(api_port: int, team: str) -> requests.Response:
@@ -109,7 +102,7 @@ def test_spend_over_otlp_blocks_a_team_and_survives_a_restart(
         client = PolicyClient(f"http://127.0.0.1:{server.api_port}", wait=5).start()
         try:
             send_calls(server.grpc.port, "payments", 8)  # 80%: notify, still allowed
-            assert wait_until(lambda: len(alerts) >= 1)
+            wait_until(lambda: len(alerts) >= 1, timeout=10, poll=0.02, what="the 80% alert")
             time.sleep(0.5)  # a second alert for the same crossing would arrive by now
             assert len(alerts) == 1
             assert "text" in alerts[0]  # Slack-compatible
@@ -117,7 +110,12 @@ def test_spend_over_otlp_blocks_a_team_and_survives_a_restart(
             assert check(server.api_port, "payments").status_code == 200
 
             send_calls(server.grpc.port, "payments", 2)  # 100%: block
-            assert wait_until(lambda: not client.check(team="payments").allowed)
+            wait_until(
+                lambda: not client.check(team="payments").allowed,
+                timeout=10,
+                poll=0.02,
+                what="the block to reach the client",
+            )
             denied = check(server.api_port, "payments")
             assert denied.status_code == 429
             assert int(denied.headers["Retry-After"]) > 0
@@ -129,5 +127,5 @@ def test_spend_over_otlp_blocks_a_team_and_survives_a_restart(
         assert restarted.server.api_port is not None
         assert check(restarted.server.api_port, "payments").status_code == 429
         assert check(restarted.server.api_port, "search").status_code == 200
-        time.sleep(0.5)
+        time.sleep(0.5)  # time for a re-sent alert to arrive: none may
     assert len(alerts) == 2  # notify at 80% and block at 100%, each once; nothing re-sent on restart

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -31,17 +32,15 @@ def free_port() -> int:
 
 
 def wait_ready(api_port: int, process: subprocess.Popen[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"serve exited early: {process.communicate()}")
         try:
-            if requests.get(f"http://127.0.0.1:{api_port}/readyz", timeout=1).status_code == 200:
-                return
+            return requests.get(f"http://127.0.0.1:{api_port}/readyz", timeout=1).status_code == 200
         except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("serve did not become ready")
+            return False
+
+    wait_until(ready, timeout=timeout, poll=0.1, what="serve to become ready")
 
 
 @pytest.fixture

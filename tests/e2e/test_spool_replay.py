@@ -8,6 +8,7 @@ of SIGKILL at a chosen moment. ``test_crash.py`` does the real SIGKILL of ``otel
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from collections.abc import Iterator
@@ -27,13 +28,19 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util.types import AttributeValue
 
 from otelcost.config import Config
 from otelcost.errors import TransientIngestError
-from otelcost.lake.files import lake_lock, read_partition_seqs, split_by_day, write_files
+from otelcost.lake.layout import split_by_day
+from otelcost.lake.locking import lake_lock
+from otelcost.lake.publish import write_files
 from otelcost.lake.query import run_query
+from otelcost.lake.recovery import read_partition_seqs
 from otelcost.lake.seqs import SeqSet
-from otelcost.pipeline import Pipeline, decode_batch
+from otelcost.pipeline import Pipeline
+from otelcost.prepare import decode_batch
+from otelcost.receiver.intake import ExportOutcome
 from otelcost.server import BackgroundServer
 from otelcost.spool import Spool, SpoolFullError
 from tests.e2e.conftest import loopback_config
@@ -81,6 +88,11 @@ def make_request(
     return encode_spans(exporter.get_finished_spans())
 
 
+def export(pipeline: Pipeline, request: ExportTraceServiceRequest) -> ExportOutcome:
+    """``Pipeline.export`` from a thread without an event loop; returns once the batch is spooled."""
+    return asyncio.run(pipeline.export(request))
+
+
 def pipeline_config(data_dir: Path, **overrides: object) -> Config:
     layer: dict[str, Any] = {"lake": {"flush_interval": "1h"}, "budgets": [BUDGET]}
     layer.update(overrides)
@@ -105,7 +117,7 @@ def abandon(pipeline: Pipeline) -> None:
 
 
 def lake_figures(lake_dir: Path) -> dict[str, Any]:
-    row = run_query(
+    row: dict[str, Any] = run_query(
         lake_dir,
         "SELECT count(*) AS n, count(DISTINCT (trace_id, span_id)) AS ids, sum(cost_usd) AS cost "
         "FROM llm_calls",
@@ -113,9 +125,9 @@ def lake_figures(lake_dir: Path) -> dict[str, Any]:
     return row
 
 
-def budget_matches_lake(pipeline: Pipeline, lake_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def budget_matches_lake(pipeline: Pipeline, lake_dir: Path) -> tuple[dict[Any, Any], dict[Any, Any]]:
     """Per team: the evaluator's (spent, calls) next to the lake's sums over the same window."""
-    live = {}
+    live: dict[Any, Any] = {}
     for status in pipeline.evaluator.status():
         live[status.scope["team"]] = (status.spent, status.calls)
         start = status.window_start_ns
@@ -138,14 +150,14 @@ def test_a_crash_between_lake_flush_and_checkpoint_duplicates_nothing(tmp_path: 
     assert first.spool is not None
     first.lake._on_seqs_durable = None  # the crash comes before any checkpoint is written
     for i in range(5):
-        first.process(make_request(4, team="search" if i % 2 else "ads"))
+        export(first, make_request(4, team="search" if i % 2 else "ads"))
     first.lake.flush()  # seqs 1..5 are in Parquet, the checkpoint still says 0
     for _ in range(3):
-        first.process(make_request(3, team="ads"))  # seqs 6..8: only in the spool and the buffer
+        export(first, make_request(3, team="ads"))  # seqs 6..8: only in the spool and the buffer
     # Seq 9 has rows on two days, and only yesterday's file reached the lake: the crash came in
     # the middle of a flush, which publishes one file per day.
-    first.process(make_request(4, team="search", days_ago=(1, 0)))
-    first.process(make_request(2, team="search"))  # seq 10, so that seq 9 is in the middle
+    export(first, make_request(4, team="search", days_ago=(1, 0)))
+    export(first, make_request(2, team="search"))  # seq 10, so that seq 9 is in the middle
     abandon(first)
     batch = next(table for seq, table in _spool_records(config) if seq == 9)
     [(yesterday_day, yesterday)] = [
@@ -201,10 +213,10 @@ def test_refusals_come_before_the_append_and_leave_nothing_behind(tmp_path: Path
     try:
         spool = pipeline.spool
         assert spool is not None
-        pipeline.process(make_request(20))
+        export(pipeline, make_request(20))
         pipeline.lake.reserve(380)  # other requests in flight hold the rest of the buffer
         with pytest.raises(TransientIngestError, match="buffer is full"):
-            pipeline.process(make_request(1))
+            export(pipeline, make_request(1))
         assert spool.last_seq == 1  # refused by the lake: never appended
         pipeline.lake.release(380)
         pipeline.lake.flush()
@@ -212,7 +224,7 @@ def test_refusals_come_before_the_append_and_leave_nothing_behind(tmp_path: Path
 
         with pytest.raises(SpoolFullError):
             for _ in range(20):
-                pipeline.process(make_request(2))
+                export(pipeline, make_request(2))
         assert spool.refused_full == 1
         buffered = pipeline.lake.buffered_rows
         assert buffered == 2 * (spool.last_seq - 1)
@@ -222,7 +234,7 @@ def test_refusals_come_before_the_append_and_leave_nothing_behind(tmp_path: Path
         assert pipeline.counters_snapshot().refused_requests == 2
         pipeline.lake.flush()  # the lake catches up, the checkpoint frees the spool
         assert spool.depth == 0
-        pipeline.process(make_request(2))
+        export(pipeline, make_request(2))
     finally:
         pipeline.shutdown()
 
@@ -239,7 +251,7 @@ def test_a_clean_stop_checkpoints_everything_over_real_otlp(tmp_path: Path) -> N
         )
         tracer = provider.get_tracer("agent")
         for i in range(12):
-            attributes = {
+            attributes: dict[str, AttributeValue] = {
                 "gen_ai.provider.name": "openai",
                 "gen_ai.operation.name": "chat",
                 "gen_ai.request.model": "gpt-4o-mini",
@@ -272,7 +284,7 @@ def test_a_replaced_spool_never_reuses_a_seq_the_lake_names(tmp_path: Path) -> N
     first = Pipeline(config)
     first.start()
     for _ in range(3):
-        first.process(make_request(4))
+        export(first, make_request(4))
     first.shutdown()  # seqs 1..3 in Parquet and checkpointed
     shutil.rmtree(config.spool_dir)  # the operator moves a damaged spool aside
 
@@ -281,7 +293,7 @@ def test_a_replaced_spool_never_reuses_a_seq_the_lake_names(tmp_path: Path) -> N
     assert second.spool is not None
     assert second.spool.last_seq == 3  # numbering continues after what the lake names
     for _ in range(2):
-        second.process(make_request(5))  # seqs 4 and 5: in the spool, not yet in Parquet
+        export(second, make_request(5))  # seqs 4 and 5: in the spool, not yet in Parquet
     abandon(second)
 
     third = Pipeline(config)

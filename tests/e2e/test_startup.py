@@ -5,15 +5,15 @@ budgets that have not seen the lake yet."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from otelcost.lake.files import lake_lock
+from otelcost.lake.locking import lake_lock
 from otelcost.server import BackgroundServer
 from tests.e2e.conftest import loopback_config
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +26,13 @@ def test_health_answers_and_policy_waits_while_the_pipeline_starts(tmp_path: Pat
     # lake writer's start-up recovery, and so the whole pipeline start, waiting.
     with lake_lock(config.lake_dir):
         starter.start()
-        deadline = time.monotonic() + 10
-        while background.server.api_port is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert background.server.api_port is not None, "the API listener did not come up first"
-        api = f"http://127.0.0.1:{background.server.api_port}"
+        api_port = wait_until(
+            lambda: background.server.api_port,
+            timeout=10,
+            poll=0.02,
+            what="the API listener to come up first",
+        )
+        api = f"http://127.0.0.1:{api_port}"
         assert requests.get(f"{api}/healthz", timeout=5).json() == {"status": "ok"}
         starting = requests.get(f"{api}/readyz", timeout=5)
         assert (starting.status_code, starting.json()) == (503, {"status": "starting"})
@@ -39,7 +41,8 @@ def test_health_answers_and_policy_waits_while_the_pipeline_starts(tmp_path: Pat
             held = requests.get(f"{api}{path}", timeout=5)
             assert held.status_code == 503, path
             assert held.headers["Retry-After"] == "1"
-            assert "starting" in held.json()["error"]
+            error = held.json()["error"]  # the API's one error shape, as every other error
+            assert error["status"] == 503 and "starting" in error["message"], error
         assert starter.is_alive(), "the server finished starting while the lake was locked"
     starter.join(timeout=30)
     try:

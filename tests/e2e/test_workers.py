@@ -304,7 +304,7 @@ def test_workers_stop_when_the_serve_process_is_killed(tmp_path: Path) -> None:
 def test_a_full_lake_buffer_refuses_through_the_worker_with_a_retryable_503(tmp_path: Path) -> None:
     """The serve process refuses (the lake cannot flush: a reprice holds its lock); the worker
     answers the sender 503 with Retry-After, and takes the same request once the lake moves."""
-    from otelcost.lake.files import lake_lock  # noqa: PLC0415
+    from otelcost.lake.locking import lake_lock  # noqa: PLC0415
     from tests.normalize.otlp_builders import SpanSpec, request  # noqa: PLC0415
 
     receiver = {"workers": 1, "grpc": {"listen": "127.0.0.1:0"}, "http": {"listen": "127.0.0.1:0"}}

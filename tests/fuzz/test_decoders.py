@@ -148,7 +148,8 @@ def _corrupted(documents: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrateg
         document = draw(documents)
         for _ in range(draw(st.integers(min_value=0, max_value=3))):
             slots = _slots(document)
-            if slots and draw(st.booleans()):
+            replace_a_value = draw(st.booleans())
+            if slots and replace_a_value:
                 container, key = draw(st.sampled_from(slots))
                 container[key] = draw(json_values)
             else:

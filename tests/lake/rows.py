@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from otelcost.money import per_million_to_pico_per_token, pico_to_decimal_array
@@ -164,9 +165,9 @@ def make_calls(
     cache_read = np.where(embedding, 0, cache_read)
     cache_write = np.where(embedding, 0, cache_write)
 
-    def price(part: str) -> np.ndarray:
+    def price(part: str) -> npt.NDArray[np.int64]:
         per_model = np.array([m.pico(part) for m in MODELS], dtype=np.int64)
-        return per_model[model_index]
+        return np.asarray(per_model[model_index], dtype=np.int64)
 
     uncached_input = input_tokens - cache_read - cache_write
     input_cost = uncached_input * price("input")

@@ -1,4 +1,4 @@
-"""Compaction (``otelcost/lake/compact.py``) on real Parquet files, read back with DuckDB."""
+"""Compaction (``otelcost/jobs/compact.py``) on real Parquet files, read back with DuckDB."""
 
 from __future__ import annotations
 
@@ -18,16 +18,20 @@ from click.testing import CliRunner
 
 from otelcost.cli import main
 from otelcost.config import LakeConfig
-from otelcost.lake import compact as compact_module
-from otelcost.lake.compact import CompactionResult, Compactor, compact_lake, compact_partition
+from otelcost.jobs import compact as compact_module
+from otelcost.jobs.compact import CompactionResult, Compactor, compact_lake, compact_partition
 from otelcost.lake.config import CompactionConfig
-from otelcost.lake.files import lake_lock, partition_dir, read_partition, read_partition_seqs, write_files
+from otelcost.lake.layout import partition_dir, read_partition
+from otelcost.lake.locking import lake_lock
+from otelcost.lake.publish import write_files, write_parquet
 from otelcost.lake.query import connect, run_query
+from otelcost.lake.recovery import read_partition_seqs
 from otelcost.lake.seqs import SeqSet
 from otelcost.lake.writer import LakeWriter
 from otelcost.pipeline import Pipeline
-from tests.e2e.test_spool_replay import abandon, lake_figures, make_request, pipeline_config
+from tests.e2e.test_spool_replay import abandon, export, lake_figures, make_request, pipeline_config
 from tests.lake.rows import DEFAULT_DAY, make_calls
+from tests.waiting import wait_until
 
 SMALL_ROWS = 50
 BIG_ROWS = 4_000
@@ -176,9 +180,9 @@ def test_a_concurrent_reader_never_sees_a_different_count(lake_dir: Path) -> Non
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        deadline = time.monotonic() + 10
-        while len(counts) < 3 and reader.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(
+            lambda: len(counts) >= 3 or not reader.is_alive(), timeout=10, what="the reader's first counts"
+        )
         for day in days:
             assert compact_partition(lake_dir, day, min_files=2).rewritten
             time.sleep(0.02)  # let the reader run queries between the swaps
@@ -206,7 +210,7 @@ def test_the_live_writer_keeps_writing_during_background_compaction(lake_dir: Pa
     try:
         for i in range(batches):
             writer.consume(make_calls(20, seed=1_000 + i, spread=timedelta(hours=1)))
-            time.sleep(0.01)
+            time.sleep(0.01)  # spaces the load out over flushes (20 ms) and compaction runs (50 ms)
     finally:
         writer.shutdown()
         compactor.stop()
@@ -223,9 +227,9 @@ def test_a_spool_replay_after_compaction_skips_what_the_lake_holds(tmp_path: Pat
     first.start()
     first.lake._on_seqs_durable = None  # the crash comes before any checkpoint is written
     for _ in range(4):  # seqs 1..4, one lake file each
-        first.process(make_request(3))
+        export(first, make_request(3))
         first.lake.flush()
-    first.process(make_request(2))  # seq 5: only in the spool
+    export(first, make_request(2))  # seq 5: only in the spool
     abandon(first)
     [day] = {path.parent.name for path in (config.lake_dir / "llm_calls").glob("*/*.parquet")}
     today = date.fromisoformat(day.removeprefix("date="))
@@ -291,7 +295,7 @@ def test_flushes_go_on_during_the_merge_and_their_files_are_kept(
     """The merge runs under the shared lock: a flush in the middle of it gets the lock at once
     (a 0.2 s bound), and its file survives the swap beside the merged one."""
     _small_lake(lake_dir, 5)
-    real_write = compact_module._write_parquet
+    real_write = write_parquet
     flushed: list[Path] = []
 
     def write_then_flush(path: Path, table: pa.Table, **kwargs: Any) -> None:
@@ -301,7 +305,7 @@ def test_flushes_go_on_during_the_merge_and_their_files_are_kept(
                 write_files(lake_dir, make_calls(7, seed=999), spool_seqs={DEFAULT_DAY: SeqSet.of([999])})
             )
 
-    monkeypatch.setattr(compact_module, "_write_parquet", write_then_flush)
+    monkeypatch.setattr(compact_module, "write_parquet", write_then_flush)
     result = compact_partition(lake_dir, DEFAULT_DAY, min_files=4, row_group_size=1_024)
 
     assert result.rewritten and (result.merged_files, result.files_after) == (5, 2)
@@ -318,14 +322,14 @@ def test_of_two_compactions_merging_the_same_files_one_swaps_the_other_leaves_th
     the server's) that both merged the same files: the first to get the exclusive lock swaps,
     the second finds the files it merged gone and leaves the day as the first made it."""
     _small_lake(lake_dir, 5)
-    real_write = compact_module._write_parquet
+    real_write = write_parquet
     both_merged = threading.Barrier(2, timeout=30)
 
     def write_and_wait_for_the_other(path: Path, table: pa.Table, **kwargs: Any) -> None:
         real_write(path, table, **kwargs)
         both_merged.wait()  # both are past their merge, neither has swapped
 
-    monkeypatch.setattr(compact_module, "_write_parquet", write_and_wait_for_the_other)
+    monkeypatch.setattr(compact_module, "write_parquet", write_and_wait_for_the_other)
     results: list[CompactionResult] = []
     other = threading.Thread(
         target=lambda: results.append(compact_partition(lake_dir, DEFAULT_DAY, min_files=4, lock_timeout=30))

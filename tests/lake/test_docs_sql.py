@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from otelcost.cli import main
-from otelcost.lake.files import write_files
+from otelcost.lake.publish import write_files
 from otelcost.lake.query import run_query
 from tests.lake.rows import make_calls
 

@@ -14,19 +14,22 @@ import pyarrow.parquet as pq
 import pytest
 
 from otelcost.errors import LakeError
-from otelcost.lake import files
-from otelcost.lake.files import (
+from otelcost.fsync import fsync_path
+from otelcost.lake import publish, swap
+from otelcost.lake.layout import (
+    TEMP_SUFFIX,
     conform,
-    lake_lock,
     list_partitions,
+    new_file_name,
     partition_dir,
     read_partition,
-    recover,
-    replace_partition,
     table_dir,
-    write_files,
 )
+from otelcost.lake.locking import lake_lock
+from otelcost.lake.publish import PartialWriteError, write_files
 from otelcost.lake.query import run_query
+from otelcost.lake.recovery import recover
+from otelcost.lake.swap import replace_partition
 from otelcost.schema import RECORD_SCHEMA
 from tests.lake.rows import DEFAULT_DAY, make_calls
 
@@ -97,7 +100,7 @@ def test_file_names_are_unique_and_sort_by_write_time(lake_dir: Path) -> None:
 
 def test_a_failed_write_leaves_no_file_behind(lake_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = make_calls(100, start=MIDNIGHT, spread=timedelta(hours=1))  # two partitions
-    real_write = files._write_parquet
+    real_write = publish.write_parquet
     written: list[Path] = []
 
     def fail_on_second(path: Path, table: pa.Table, **kwargs: object) -> None:
@@ -106,7 +109,7 @@ def test_a_failed_write_leaves_no_file_behind(lake_dir: Path, monkeypatch: pytes
         real_write(path, table, **kwargs)  # type: ignore[arg-type]
         written.append(path)
 
-    monkeypatch.setattr(files, "_write_parquet", fail_on_second)
+    monkeypatch.setattr(publish, "write_parquet", fail_on_second)
     with pytest.raises(LakeError, match="No space left on device"):
         write_files(lake_dir, calls)
     assert written, "the first partition's temp file was written before the failure"
@@ -127,10 +130,10 @@ def test_a_failed_publish_takes_back_the_files_already_renamed(
         real_replace(src, dst)
         renamed.append(str(dst))
 
-    monkeypatch.setattr(files.os, "replace", fail_second_rename)
+    monkeypatch.setattr(os, "replace", fail_second_rename)
     with pytest.raises(LakeError, match="Input/output error") as caught:
         write_files(lake_dir, calls)
-    assert not isinstance(caught.value, files.PartialWriteError)
+    assert not isinstance(caught.value, PartialWriteError)
     assert renamed and not Path(renamed[0]).exists()
     assert all_data_files(lake_dir) == []
     assert [p for p in table_dir(lake_dir).rglob("*.tmp")] == []
@@ -181,8 +184,8 @@ def test_replace_partition_swaps_the_whole_day(
     lake_dir: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool
 ) -> None:
     if not exchange:
-        monkeypatch.setattr(files, "_renameat2", None)
-    elif files._renameat2 is None:
+        monkeypatch.setattr(swap, "_renameat2", None)
+    elif swap._renameat2 is None:
         pytest.skip("renameat2 is not available here")
     for seed in range(4):
         write_files(lake_dir, make_calls(25, seed=seed))
@@ -287,11 +290,11 @@ def test_temp_files_are_invisible_to_the_parquet_glob(lake_dir: Path) -> None:
     """DuckDB's glob matches dot-files, so temp names must not end in .parquet at all."""
     write_files(lake_dir, make_calls(5))
     directory = partition_dir(lake_dir, DEFAULT_DAY)
-    name = files._new_file_name()
-    temp = directory / f".{name}{files.TEMP_SUFFIX}"
+    name = new_file_name()
+    temp = directory / f".{name}{TEMP_SUFFIX}"
     temp.write_bytes(b"not parquet")
     glob = f"{table_dir(lake_dir)}/*/*.parquet"
-    seen = duckdb.sql(f"SELECT count(*) FROM glob('{glob}')").fetchall()[0][0]
+    seen = duckdb.execute(f"SELECT count(*) FROM glob('{glob}')").fetchall()[0][0]
     assert seen == 1
 
 
@@ -301,8 +304,8 @@ def test_every_step_of_a_replacement_shows_readers_the_old_or_the_new_partition(
 ) -> None:
     """Probe the lake with DuckDB between every file-system step of replace_partition."""
     if not exchange:
-        monkeypatch.setattr(files, "_renameat2", None)
-    elif files._renameat2 is None:
+        monkeypatch.setattr(swap, "_renameat2", None)
+    elif swap._renameat2 is None:
         pytest.skip("renameat2 is not available here")
     for seed in range(6):
         write_files(lake_dir, make_calls(20, seed=seed))
@@ -314,7 +317,7 @@ def test_every_step_of_a_replacement_shows_readers_the_old_or_the_new_partition(
     def probe() -> None:
         observed.append(run_query(lake_dir, totals_query).to_pylist())
 
-    real_fsync, real_rename, real_exchange = files.fsync_path, os.rename, files.exchange_directories
+    real_fsync, real_rename, real_exchange = fsync_path, os.rename, swap.exchange_directories
 
     def fsync_then_probe(path: Path) -> None:
         real_fsync(path)
@@ -329,9 +332,9 @@ def test_every_step_of_a_replacement_shows_readers_the_old_or_the_new_partition(
         probe()
         return swapped
 
-    monkeypatch.setattr(files, "fsync_path", fsync_then_probe)
-    monkeypatch.setattr(files.os, "rename", rename_then_probe)
-    monkeypatch.setattr(files, "exchange_directories", exchange_then_probe)
+    monkeypatch.setattr("otelcost.lake.swap.fsync_path", fsync_then_probe)
+    monkeypatch.setattr(os, "rename", rename_then_probe)
+    monkeypatch.setattr(swap, "exchange_directories", exchange_then_probe)
     with lake_lock(lake_dir):
         replace_partition(lake_dir, DEFAULT_DAY, read_partition(lake_dir, DEFAULT_DAY))
     monkeypatch.undo()

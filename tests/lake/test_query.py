@@ -15,7 +15,8 @@ import pytest
 
 from otelcost.errors import LakeError
 from otelcost.lake import query
-from otelcost.lake.files import partition_dir, write_files
+from otelcost.lake.layout import partition_dir
+from otelcost.lake.publish import write_files
 from otelcost.lake.query import connect, duckdb_type, lake_glob, run_query
 from otelcost.money import pico_to_decimal_array
 from otelcost.schema import PARTITION_COLUMN, RECORD_SCHEMA
@@ -209,11 +210,9 @@ def test_timestamps_come_back_in_utc(lake_dir: Path) -> None:
     result = run_query(lake_dir, "SELECT min(ts) AS first, min(date) AS day FROM llm_calls")
     assert result.schema.field("first").type == pa.timestamp("us", tz="UTC")
     first = result["first"][0].as_py()
-    assert (
-        isinstance(first, datetime)
-        and first.utcoffset() is not None
-        and first.utcoffset().total_seconds() == 0
-    )
+    assert isinstance(first, datetime)
+    offset = first.utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
     assert first == min(calls["ts"].to_pylist())
     assert result["day"][0].as_py() == date(2026, 3, 14)
 
@@ -231,7 +230,7 @@ def test_a_query_that_trips_over_a_replaced_file_is_run_again(
     write_files(lake_dir, make_calls(6))
     gone = partition_dir(lake_dir.resolve(), DEFAULT_DAY) / "part-gone.parquet"
     with pytest.raises(duckdb.IOException) as real:  # the error DuckDB gives for a vanished file
-        duckdb.sql(f"SELECT * FROM read_parquet('{gone}')").fetchall()
+        duckdb.execute(f"SELECT * FROM read_parquet('{gone}')").fetchall()
     assert query._is_vanished_file(real.value, lake_dir.resolve())
 
     real_check = query._check_statements
@@ -254,7 +253,7 @@ def test_a_query_that_keeps_failing_over_vanished_files_gives_up(
     write_files(lake_dir, make_calls(2))
     gone = partition_dir(lake_dir.resolve(), DEFAULT_DAY) / "part-gone.parquet"
     with pytest.raises(duckdb.IOException) as real:
-        duckdb.sql(f"SELECT * FROM read_parquet('{gone}')").fetchall()
+        duckdb.execute(f"SELECT * FROM read_parquet('{gone}')").fetchall()
 
     def always_vanished(connection: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise real.value

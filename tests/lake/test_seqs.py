@@ -10,16 +10,13 @@ import pytest
 
 from otelcost.config import LakeConfig
 from otelcost.errors import TransientIngestError
-from otelcost.lake.files import (
-    lake_lock,
-    partition_dir,
-    read_partition,
-    read_partition_seqs,
-    replace_partition,
-    write_files,
-)
+from otelcost.lake.layout import partition_dir, read_partition
+from otelcost.lake.locking import lake_lock
+from otelcost.lake.publish import write_files
 from otelcost.lake.query import run_query
+from otelcost.lake.recovery import read_partition_seqs
 from otelcost.lake.seqs import SPOOL_SEQS_KEY, SeqSet, read_file_seqs
+from otelcost.lake.swap import replace_partition
 from otelcost.lake.writer import BUFFER_BOUND_FACTOR, LakeWriter
 from tests.lake.rows import DEFAULT_DAY, make_calls
 
@@ -103,7 +100,7 @@ def test_a_reservation_is_never_refused_when_consumed(lake_dir: Path) -> None:
         writer.reserve(1)  # the reservation counts against the bound
     with pytest.raises(TransientIngestError):
         writer.consume(make_calls(1))
-    writer.consume(make_calls(5, seed=1), spool_seq=1, reserved=True)
+    writer.append(make_calls(5, seed=1), seq=1)
     assert writer.buffered_rows == limit
     writer.flush()
     writer.reserve(3)
@@ -118,4 +115,4 @@ def test_a_stopped_writer_refuses_even_a_reservation(lake_dir: Path) -> None:
     writer.reserve(2)
     writer.shutdown()
     with pytest.raises(TransientIngestError, match="stopped"):
-        writer.consume(make_calls(2), spool_seq=1, reserved=True)
+        writer.append(make_calls(2), seq=1)

@@ -16,9 +16,12 @@ import pytest
 
 from otelcost.config import LakeConfig
 from otelcost.errors import LakeError, LakeLockTimeoutError, TransientIngestError
-from otelcost.lake import files
-from otelcost.lake.files import lake_lock, read_partition, replace_partition, table_dir, write_files
+from otelcost.lake import publish
+from otelcost.lake.layout import read_partition, table_dir
+from otelcost.lake.locking import lake_lock
+from otelcost.lake.publish import write_files
 from otelcost.lake.query import lake_glob, run_query
+from otelcost.lake.swap import replace_partition
 from otelcost.lake.writer import BUFFER_BOUND_FACTOR, LakeWriter
 from otelcost.schema import PARTITION_COLUMN, RECORD_SCHEMA
 from otelcost.stages import Sink
@@ -82,7 +85,7 @@ def test_flushes_early_when_the_buffer_holds_max_buffer_rows(lake_dir: Path) -> 
     writer.start()
     try:
         writer.consume(make_calls(600))
-        time.sleep(0.2)
+        time.sleep(0.2)  # time passes, and no flush may happen in it
         assert writer.rows_written == 0, "below max_buffer_rows the interval (1 h) decides"
         writer.consume(make_calls(600, seed=1))
         wait_until(lambda: writer.rows_written == 1_200)
@@ -274,15 +277,19 @@ def test_readers_never_see_a_partial_or_temporary_file(lake_dir: Path) -> None:
     thread = threading.Thread(target=reader)
     thread.start()
     total = 0
-    deadline = time.monotonic() + 20
+    seed = 0
+
+    def write_a_batch_until_read_10_times() -> bool:
+        nonlocal total, seed
+        batch = make_calls(20, seed=seed, start=datetime(2026, 3, 14, 23, 0, tzinfo=UTC), spread=2 * HOUR)
+        writer.consume(batch)
+        total += batch.num_rows
+        seed += 1
+        return len(observations) >= 10
+
     try:
-        seed = 0
-        while len(observations) < 10 and time.monotonic() < deadline:
-            batch = make_calls(20, seed=seed, start=datetime(2026, 3, 14, 23, 0, tzinfo=UTC), spread=2 * HOUR)
-            writer.consume(batch)
-            total += batch.num_rows
-            seed += 1
-            time.sleep(0.005)
+        # One batch every 5 ms, a load spaced out over many flushes.
+        wait_until(write_a_batch_until_read_10_times, timeout=20, poll=0.005, what="10 reads of the lake")
         writer.shutdown()
     finally:
         stop.set()
@@ -321,7 +328,7 @@ def test_replacing_a_partition_under_readers_never_double_counts(lake_dir: Path)
             with lake_lock(lake_dir):
                 table = read_partition(lake_dir, DEFAULT_DAY)
                 replace_partition(lake_dir, DEFAULT_DAY, table)
-            time.sleep(0.005)
+            time.sleep(0.005)  # spaces the swaps out: the reader queries between them
     finally:
         stop.set()
         thread.join()
@@ -351,9 +358,9 @@ def test_a_half_published_flush_keeps_only_the_days_that_did_not_land(
     writer.start()
     writer.consume(calls)
     with monkeypatch.context() as patch:
-        patch.setattr(files.os, "replace", fail_second_rename)
-        patch.setattr(files, "_unlink_quietly", lambda path: not path.name.startswith("part-"))
-        with pytest.raises(files.PartialWriteError) as caught:
+        patch.setattr(os, "replace", fail_second_rename)
+        patch.setattr(publish, "_unlink_quietly", lambda path: not path.name.startswith("part-"))
+        with pytest.raises(publish.PartialWriteError) as caught:
             writer.flush()
     assert [str(p) for p in caught.value.published] == renamed
     assert writer.buffered_rows == 60 - first_day
@@ -376,7 +383,7 @@ def test_a_lake_lock_held_elsewhere_makes_flushes_wait_and_bounds_the_shutdown(l
     writer.start()
     with lake_lock(lake_dir):  # exclusive, as `otelcost reprice` takes it
         writer.consume(make_calls(10))
-        time.sleep(0.3)  # several flush intervals of waiting
+        time.sleep(0.3)  # several flush intervals pass: none may write or count an error
         assert (writer.rows_written, writer.flush_errors, writer.buffered_rows) == (0, 0, 10)
         started = time.monotonic()
         with pytest.raises(LakeLockTimeoutError, match="10 buffered row"):
@@ -393,11 +400,9 @@ def test_the_flush_thread_writes_as_soon_as_the_lake_lock_is_released(lake_dir: 
     try:
         with lake_lock(lake_dir):
             writer.consume(make_calls(10))
-            time.sleep(0.2)
+            time.sleep(0.2)  # flush intervals pass, and no flush may get through the lock
             assert writer.rows_written == 0
-        deadline = time.monotonic() + 5
-        while writer.rows_written < 10 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: writer.rows_written >= 10, timeout=5, what="the flush after the lock is released")
         assert (writer.rows_written, writer.flush_errors) == (10, 0)
     finally:
         writer.shutdown()

@@ -20,7 +20,8 @@ def normalizer(**config: Any) -> Normalizer:
 
 
 def rows(result: NormalizeResult) -> list[dict[str, Any]]:
-    return result.calls.to_pylist()
+    table: list[dict[str, Any]] = result.calls.to_pylist()
+    return table
 
 
 def one(n: Normalizer, attrs: dict[str, Any], resource: dict[str, Any] | None = None) -> dict[str, Any]:

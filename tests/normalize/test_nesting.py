@@ -30,7 +30,8 @@ def run(normalizer: Normalizer, *spans: SpanSpec, at: int = NOW_NS) -> Normalize
 
 
 def span_ids(result: NormalizeResult) -> list[str]:
-    return result.calls["span_id"].to_pylist()
+    ids: list[str] = result.calls["span_id"].to_pylist()
+    return ids
 
 
 def test_agent_with_aggregated_usage_and_its_calls_in_one_request() -> None:
@@ -98,8 +99,8 @@ def test_framework_span_without_usage_around_a_call_is_dropped() -> None:
 
 def test_same_response_id_twice_in_a_trace_counts_once() -> None:
     parent = SpanSpec({"http.route": "/ask"}, name="POST /ask")
-    first = parent.child(chat(**{"gen_ai.response.id": "chatcmpl-1"}))
-    second = parent.child(chat(**{"gen_ai.response.id": "chatcmpl-1"}))
+    first = parent.child(chat(100, **{"gen_ai.response.id": "chatcmpl-1"}))
+    second = parent.child(chat(100, **{"gen_ai.response.id": "chatcmpl-1"}))
     result = run(Normalizer(AttributionConfig()), first, second)
     assert span_ids(result) == [first.span_id.hex()]
     assert result.dropped["duplicate_response_id"] == 1
@@ -115,7 +116,7 @@ def test_same_span_twice_in_one_request_is_one_row() -> None:
 def test_retrying_a_request_gives_the_same_rows() -> None:
     normalizer = Normalizer(AttributionConfig())
     agent = SpanSpec(AGENT, name="invoke_agent planner")
-    call = agent.child(chat(**{"gen_ai.response.id": "chatcmpl-2"}))
+    call = agent.child(chat(100, **{"gen_ai.response.id": "chatcmpl-2"}))
     req = request([call, agent])
     first = normalizer.normalize(req, received_at_ns=NOW_NS)
     again = normalizer.normalize(req, received_at_ns=NOW_NS + 10**9)

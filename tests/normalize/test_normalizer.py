@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from otelcost.normalize import AttributionConfig, Normalizer, NormalizeResult
-from otelcost.normalize.normalizer import MAX_FUTURE_SKEW_NS
+from otelcost.normalize.validation import MAX_FUTURE_SKEW_NS
 from otelcost.normalize.values import attribute_text, decode_attributes
 from otelcost.schema import CALL_SCHEMA
 from tests.normalize.otlp_builders import NOW_NS, START_NS, SpanSpec, key_values, merge, request

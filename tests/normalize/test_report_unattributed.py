@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from otelcost.lake.files import FILE_SUFFIX, table_dir
+from otelcost.lake.layout import FILE_SUFFIX, table_dir
 from otelcost.normalize import AttributionConfig, Normalizer
 from otelcost.reports.unattributed import parse_since, unattributed
 from otelcost.schema import MONEY_TYPE, PRICING_COLUMN_NAMES, RECORD_SCHEMA
@@ -61,7 +61,8 @@ def write_lake(lake: Path) -> None:
 
 
 def run_sql(lake: Path, since: datetime) -> list[dict[str, object]]:
-    return unattributed(lake, since=since).to_pylist()
+    table: list[dict[str, object]] = unattributed(lake, since=since).to_pylist()
+    return table
 
 
 def test_sql_groups_incomplete_calls_by_service(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from otelcost.api import build_api_app
 from otelcost.budgets.config import BudgetConfig, BudgetingConfig
 from otelcost.budgets.evaluator import Evaluator
 from otelcost.policy.config import ApiConfig
-from otelcost.policy.server import build_api_app
 from tests.budgets.harness import ApiServer, Clock
 from tests.budgets.rows import at
 

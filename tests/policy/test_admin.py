@@ -81,7 +81,8 @@ def test_kill_switch_raise_and_audit(running: Running) -> None:
     ]
     assert audit[2]["before"]["reason"] == "runaway agent" and audit[2]["after"] is None
     assert all(e["at"].endswith("Z") for e in audit)
-    on_disk = running.evaluator._store.path if running.evaluator._store else None  # type: ignore[union-attr]
+    store = running.evaluator._admin._store
+    on_disk = store.path if store else None
     assert on_disk is not None and "ml-launch" in json.loads(on_disk.read_text())["overrides"]
 
 

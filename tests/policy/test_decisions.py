@@ -8,16 +8,15 @@ from decimal import Decimal
 import pytest
 
 from otelcost._proto.otelcost.policy.v1 import decisions_pb2
+from otelcost.money import format_amount
 from otelcost.policy.decisions import Action, Decision, Exemption, Snapshot
 from otelcost.policy.encoding import (
-    format_amount,
-    format_time,
-    parse_time,
     snapshot_from_json,
     snapshot_from_protobuf,
     snapshot_to_json,
     snapshot_to_protobuf,
 )
+from otelcost.timefmt import format_time, parse_time
 
 NOW = 1_773_482_400_000_000_000  # 2026-03-14T10:00:00Z
 LATER = NOW + 3600 * 10**9

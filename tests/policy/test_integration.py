@@ -15,13 +15,13 @@ import pyarrow as pa
 import pytest
 import requests
 
+from otelcost.api import build_api_app
 from otelcost.budgets.config import BudgetingConfig
 from otelcost.budgets.evaluator import Evaluator
 from otelcost.budgets.rebuild import lake_query
 from otelcost.policy.client import PolicyClient
 from otelcost.policy.config import ApiConfig
 from otelcost.policy.decisions import Action
-from otelcost.policy.server import build_api_app
 from tests.budgets.harness import ApiServer, Clock, WebhookReceiver, decisions_of
 from tests.budgets.lake import land
 from tests.budgets.rows import at, calls
@@ -69,7 +69,7 @@ def test_alert_block_restart_rollover(tmp_path: Path) -> None:
             spend(evaluator, "4")
             spend(evaluator, "5")  # ... however much more is spent below 100 %
             assert hook.wait_for(2)
-            time.sleep(0.3)
+            time.sleep(0.3)  # time for a third alert to arrive: none may
             assert [a["threshold"] for a in hook.requests] == ["0.5", "0.8"]
             alert = hook.requests[1]
             assert alert["budget"] == "team-monthly" and alert["scope"] == {"team": "ml"}
@@ -108,7 +108,7 @@ def test_alert_block_restart_rollover(tmp_path: Path) -> None:
             assert client.check(team="ml").action is Action.BLOCK
             assert requests.get(f"{server.url}/v1/check?team=ml", timeout=5).status_code == 429
             spend(evaluator, "1")
-            time.sleep(0.3)
+            time.sleep(0.3)  # time for an alert to arrive: none may
             assert len(hook.requests) == 4  # nothing alerted twice after the restart
 
             # The month ends: the window rolls over by time alone.

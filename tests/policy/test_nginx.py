@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,6 +20,7 @@ import requests
 
 from tests.budgets.rows import calls
 from tests.policy.conftest import START, Running
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,6 +34,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -61,7 +69,7 @@ def documented_config() -> str:
     text = DOC.read_text(encoding="utf-8")
     blocks = re.findall(r"```nginx\n(.*?)```", text, flags=re.DOTALL)
     assert len(blocks) == 1
-    return blocks[0]
+    return str(blocks[0])
 
 
 @pytest.fixture
@@ -97,13 +105,7 @@ http {{
     assert check.returncode == 0, check.stderr
     process = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(conf)], stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_until(lambda: accepts(port), timeout=10, poll=0.05, what=f"nginx to listen on port {port}")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

@@ -24,14 +24,15 @@ from pathlib import Path
 
 import pytest
 
+from otelcost.api import build_api_app
 from otelcost.budgets.config import BudgetConfig, BudgetingConfig
 from otelcost.budgets.evaluator import Evaluator
 from otelcost.policy.client import PolicyClient
 from otelcost.policy.config import ApiConfig
 from otelcost.policy.decisions import Action
-from otelcost.policy.server import build_api_app
 from tests.budgets.harness import ApiServer
 from tests.budgets.rows import calls
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +56,7 @@ def test_measured_overshoot_is_within_the_bound(tmp_path: Path) -> None:
     finished: queue.Queue[int] = queue.Queue()
     stop = threading.Event()
     published_at: list[float] = []  # when consume() returned with the block in the snapshot
+    delivered = [0]  # finished calls the evaluator has consumed
     seen_at: list[float] = []  # when a worker first saw it
     admitted = [0] * WORKERS
 
@@ -64,17 +66,18 @@ def test_measured_overshoot_is_within_the_bound(tmp_path: Path) -> None:
                 seen_at.append(time.monotonic())
                 return
             admitted[index] += 1
-            time.sleep(CALL_SECONDS)
+            time.sleep(CALL_SECONDS)  # the simulated call to the model
             finished.put(1)
 
     def pipeline() -> None:
         while not stop.is_set():
-            time.sleep(PIPELINE_SECONDS)
+            time.sleep(PIPELINE_SECONDS)  # the simulated pipeline's latency
             count = 0
             while not finished.empty():
                 count += finished.get_nowait()
             if count:
                 evaluator.consume(calls(count, at=now(), cost=str(COST), team="ml"))
+                delivered[0] += count
                 if (
                     not published_at
                     and evaluator.snapshot.check({"team": "ml"}, time.time_ns()).action is Action.BLOCK
@@ -88,7 +91,8 @@ def test_measured_overshoot_is_within_the_bound(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    time.sleep(3 * PIPELINE_SECONDS)  # the calls still in flight finish and reach the evaluator
+    # The calls still in flight finish and reach the evaluator.
+    wait_until(lambda: delivered[0] == sum(admitted), what="every admitted call to reach the evaluator")
     stop.set()
     feeder.join()
     client.close()

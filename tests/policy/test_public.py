@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import otelcost.policy
 import otelcost.policy.client
 import otelcost.policy.decisions
 from otelcost.budgets.evaluator import Evaluator
@@ -30,6 +33,19 @@ def test_gateway_client_surface_is_pinned() -> None:
         "Snapshot",
         "format_scope",
     ]
+
+
+def test_policy_sits_below_budgets_and_the_api() -> None:
+    """Gateways import the client cheaply, and the budgets may import the decision model."""
+    package = Path(otelcost.policy.__path__[0])
+    modules = sorted(f"otelcost.policy.{path.stem}" for path in package.glob("*.py"))
+    above = ("aiohttp", "otelcost.budgets", "otelcost.api", "otelcost.server")
+    probe = (
+        f"import sys\nfor name in {modules!r}: __import__(name)\n"
+        f"print(*sorted(m for m in sys.modules if m.startswith({above!r})))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == []
 
 
 def test_the_evaluator_is_a_sink_with_a_safe_lifecycle() -> None:

@@ -13,13 +13,14 @@ import requests
 from aiohttp import web
 
 from otelcost._proto.otelcost.policy.v1 import decisions_pb2
+from otelcost.api import build_api_app, waiting_pollers
 from otelcost.budgets.evaluator import Evaluator
 from otelcost.policy.config import ApiConfig
 from otelcost.policy.encoding import snapshot_from_json, snapshot_from_protobuf
-from otelcost.policy.server import build_api_app, waiting_pollers
 from tests.budgets.harness import ApiServer
 from tests.budgets.rows import calls
 from tests.policy.conftest import START, Running, assert_error
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +57,7 @@ def test_long_poll_returns_as_soon_as_the_version_changes(running: Running) -> N
         future = pool.submit(
             requests.get, f"{running.url}/v1/decisions?wait=20s", headers={"If-None-Match": etag}, timeout=30
         )
-        time.sleep(0.3)
+        time.sleep(0.3)  # time passes, and the long poll may not answer without a change
         assert not future.done()
         changed_at = time.monotonic()
         spend(running, "ml", "130")
@@ -180,9 +181,10 @@ def test_a_thousand_long_pollers_wake_together(running: Running) -> None:
     thread = threading.Thread(target=asyncio.run, args=(poll_all(),), daemon=True)
     thread.start()
     assert running.server.app is not None
-    deadline = time.monotonic() + 30
-    while waiting_pollers(running.server.app) < pollers and time.monotonic() < deadline:
-        time.sleep(0.05)
+    app = running.server.app
+    wait_until(
+        lambda: waiting_pollers(app) >= pollers, timeout=30, poll=0.05, what=f"{pollers} waiting pollers"
+    )
     assert waiting_pollers(running.server.app) == pollers
     started = time.monotonic()
     spend(running, "ml", "90")

@@ -8,8 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from otelcost.pricing import Catalog
-from otelcost.pricing.catalog import SERVICE_TIERS
-from otelcost.pricing.rates import PriceSet, Rates
+from otelcost.pricing.rates import SERVICE_TIERS, PriceSet, Rates
 
 MILLION = Decimal(1_000_000)
 

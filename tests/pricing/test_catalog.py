@@ -6,14 +6,23 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from otelcost.errors import PricingError
 from otelcost.pricing import Catalog, PricingConfig, check
-from otelcost.pricing.catalog import load_yaml, shipped_catalog_files
+from otelcost.pricing.catalog_loader import shipped_catalog_files
+from otelcost.pricing.catalog_models import PriceSetModel
+from otelcost.pricing.catalog_values import load_yaml
 from otelcost.pricing.names import candidates
-from otelcost.pricing.rates import RateError, parse_price_set
+from otelcost.pricing.price_sets import price_set
+from otelcost.pricing.rates import PriceSet
 from tests.pricing.calls import at
 from tests.pricing.conftest import FIXTURES
+
+
+def parse_price_set(spec: object) -> PriceSet:
+    return price_set(PriceSetModel.model_validate(spec))
+
 
 REQUIRED_PROVIDERS = {
     "openai",
@@ -69,7 +78,7 @@ def test_shipped_catalog_exercises_effective_dating(shipped: Catalog) -> None:
 def test_yaml_numbers_are_read_as_exact_decimals() -> None:
     data = load_yaml("a: 0.1\nb: 2.50\nc: 1.5e-6\nd: '0.3'\n")
     assert data == {"a": Decimal("0.1"), "b": Decimal("2.50"), "c": Decimal("0.0000015"), "d": "0.3"}
-    prices = parse_price_set(load_yaml("{input: 0.1, output: 0.3}"), "prices")
+    prices = parse_price_set(load_yaml("{input: 0.1, output: 0.3}"))
     assert prices.base.input == 100_000 and prices.base.output == 300_000  # picodollars per token
 
 
@@ -139,7 +148,7 @@ def test_not_yaml_and_not_a_mapping(tmp_path: Path) -> None:
 
 
 def test_rate_parsing_rules() -> None:
-    prices = parse_price_set({"input": "2", "output": "8"}, "p")
+    prices = parse_price_set({"input": "2", "output": "8"})
     # fallbacks: cache reads and writes at the input rate, 1h writes at the write rate,
     # reasoning at the output rate
     assert prices.base.per_million() == {
@@ -156,38 +165,33 @@ def test_rate_parsing_rules() -> None:
             "cache_write": "3.75",
             "output": "15",
             "long_context": [{"above": 200000, "input": "6", "output": "22.5"}],
-        },
-        "p",
+        }
     )
     level = lc.long_context[0].rates.per_million()
     # a class the level names is its own; one the base declared stays; the rest follow the level
     assert (level["input"], level["cache_write"], level["cache_read"], level["reasoning"]) == (
-        6,
+        Decimal(6),
         Decimal("3.75"),
-        6,
+        Decimal(6),
         Decimal("22.5"),
     )
-    with pytest.raises(RateError, match="increasing threshold"):
+    with pytest.raises(ValidationError, match="increasing threshold"):
         parse_price_set(
-            {"input": 1, "output": 1, "long_context": [{"above": 5, "input": 2}, {"above": 3, "input": 3}]},
-            "p",
+            {"input": 1, "output": 1, "long_context": [{"above": 5, "input": 2}, {"above": 3, "input": 3}]}
         )
-    with pytest.raises(RateError, match="exactly one of above"):
-        parse_price_set({"input": 1, "output": 1, "long_context": [{"input": 2}]}, "p")
-    with pytest.raises(RateError, match="cannot be combined"):
+    with pytest.raises(ValidationError, match="exactly one of above"):
+        parse_price_set({"input": 1, "output": 1, "long_context": [{"input": 2}]})
+    with pytest.raises(ValidationError, match="cannot be combined"):
         parse_price_set(
             {
                 "input": 1,
                 "output": 1,
                 "long_context": [{"above": 5, "input": 2}],
                 "time_of_day": [{"name": "x", "windows": ["01:00-02:00"], "input": 1}],
-            },
-            "p",
+            }
         )
-    with pytest.raises(RateError, match="HH:MM"):
-        parse_price_set(
-            {"input": 1, "output": 1, "time_of_day": [{"name": "x", "windows": ["1am-2am"]}]}, "p"
-        )
+    with pytest.raises(ValidationError, match="HH:MM"):
+        parse_price_set({"input": 1, "output": 1, "time_of_day": [{"name": "x", "windows": ["1am-2am"]}]})
 
 
 def test_scaled_tier_must_stay_whole_picodollars(tmp_path: Path) -> None:

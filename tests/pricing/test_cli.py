@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from otelcost.cli import main
-from otelcost.lake.files import lake_lock, list_partitions, write_files
+from otelcost.lake.layout import list_partitions
+from otelcost.lake.locking import lake_lock
+from otelcost.lake.publish import write_files
 from otelcost.lake.query import run_query
 from otelcost.pricing import Catalog, Pricer, PricingConfig
 from tests.pricing.calls import at, calls_table

@@ -21,7 +21,7 @@ D = Decimal
 
 
 def price_one(pricer: Pricer, **row: Any) -> dict[str, Any]:
-    result = pricer.price(calls_table([row])).to_pylist()[0]
+    result: dict[str, Any] = pricer.price(calls_table([row])).to_pylist()[0]
     assert result["cost_usd"] == (
         result["input_cost_usd"]
         + result["cache_read_cost_usd"]

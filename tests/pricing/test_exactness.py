@@ -5,7 +5,7 @@ What is shown here, honestly:
 
 * the pricer turns "1.5 USD per 1M tokens" x 1 token into exactly 1,500,000 picodollars
   (0.0000015 USD) per row, as DECIMAL(38, 12);
-* one million such rows, written to the lake as real Parquet by ``otelcost.lake.files`` and
+* one million such rows, written to the lake as real Parquet by ``otelcost.lake.publish`` and
   summed by DuckDB through the ``llm_calls`` view, give exactly 1.500000000000 — where binary
   floating point already drifts (``sum([1.5e-6] * 10**6) == 1.4999999999887617``);
 * (slow) DuckDB sums those rows cross-joined with ``range(1000)`` — an actual aggregate over
@@ -21,7 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from otelcost.lake.files import lake_lock, write_files
+from otelcost.lake.locking import lake_lock
+from otelcost.lake.publish import write_files
 from otelcost.lake.query import run_query
 from otelcost.pricing import Catalog, Pricer, PricingConfig
 from otelcost.schema import CALL_SCHEMA

@@ -95,7 +95,7 @@ class RecordingIntake:
             if self._failures:
                 raise self._failures.pop(0)
         if self.delay:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.delay)  # a slow intake, on purpose
         with self._lock:
             copy = ExportTraceServiceRequest()
             copy.CopyFrom(request)

@@ -39,7 +39,7 @@ EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 @contextmanager
 def stub_for(receiver: GrpcReceiver) -> Iterator[TraceServiceStub]:
     with grpc.insecure_channel(f"127.0.0.1:{receiver.port}") as channel:
-        yield TraceServiceStub(channel)  # type: ignore[no-untyped-call]
+        yield TraceServiceStub(channel)
 
 
 def export(

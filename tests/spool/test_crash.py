@@ -13,12 +13,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from otelcost.spool import Spool, SpoolConfig
+from tests.waiting import wait_until
 
 from .spool_worker import KEY, keyed_payload
 
@@ -38,19 +38,25 @@ def run_and_kill(directory: Path, *, fsync: bool, run: int, acks_before_kill: in
         text=True,
     )
     assert child.stdout is not None
+    stdout = child.stdout
     lines: list[str] = []
     acks = 0
-    deadline = time.monotonic() + 30
+
+    def read_a_line_until_enough_acks() -> bool:
+        nonlocal acks
+        line = stdout.readline()
+        if not line:
+            raise AssertionError(
+                f"writer exited early: {child.wait()} {child.stderr.read() if child.stderr else ''}"
+            )
+        lines.append(line)
+        acks += line.startswith("ack ")
+        return acks >= acks_before_kill
+
     try:
-        while acks < acks_before_kill:
-            line = child.stdout.readline()
-            if not line:
-                raise AssertionError(
-                    f"writer exited early: {child.wait()} {child.stderr.read() if child.stderr else ''}"
-                )
-            assert time.monotonic() < deadline, "writer too slow"
-            lines.append(line)
-            acks += line.startswith("ack ")
+        # Each call blocks until the writer prints a line; the timeout is checked between lines.
+        what = f"the writer to acknowledge {acks_before_kill} records"
+        wait_until(read_a_line_until_enough_acks, timeout=30, poll=0, what=what)
         child.send_signal(signal.SIGKILL)
         # What it printed before dying counts too: it was acknowledged.
         rest, _ = child.communicate(timeout=10)

@@ -6,6 +6,8 @@ import asyncio
 import threading
 import time
 
+from tests.waiting import wait_until_async
+
 from .conftest import SpoolFactory, payload_for
 
 
@@ -48,7 +50,7 @@ def test_commit_interval_gathers_appends_into_one_fsync(open_spool: SpoolFactory
     spool = open_spool(commit_interval="60ms")
 
     async def staggered(key: int) -> tuple[int, float]:
-        await asyncio.sleep(key * 0.002)
+        await asyncio.sleep(key * 0.002)  # the appends arrive spaced out, all within the window
         started = time.perf_counter()
         seq = await spool.append(payload_for(key))
         return seq, time.perf_counter() - started
@@ -75,7 +77,7 @@ def test_a_cancelled_appender_leaves_a_working_spool(open_spool: SpoolFactory) -
 
     async def run() -> int:
         task = asyncio.create_task(spool.append(b"abandoned"))
-        await asyncio.sleep(0.001)
+        await wait_until_async(lambda: spool.last_seq == 1, poll=0, what="the record to be written")
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return await spool.append(b"kept")

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from otelcost.errors import PermanentIngestError, TransientIngestError
 from otelcost.spool import Spool, SpoolConfig, SpoolError, SpoolFullError, SpoolWriteError
+from otelcost.spool.limits import PendingRecords
 
 from .conftest import SpoolFactory, payload_for
 
@@ -34,6 +35,21 @@ def test_full_spool_refuses_with_a_retryable_error_until_a_checkpoint(open_spool
     spool.checkpoint(4)
     assert spool.append_sync(payload_for(11, 1000)) == 11
     assert spool.size_bytes <= 10_000
+
+
+def test_pending_records_count_the_bytes_after_the_checkpoint() -> None:
+    pending = PendingRecords([100, 200])  # what recovery found after the checkpoint
+    assert pending.total() == 300
+    pending.add(50)
+    assert pending.total() == 350
+    pending.release(2)  # the two oldest were checkpointed
+    assert pending.total() == 50
+    pending.release(1)
+    assert pending.total() == 0
+    pending.add(70)  # counted from where the released records ended
+    assert pending.total() == 70
+    refusal = pending.full(100)
+    assert isinstance(refusal, SpoolFullError) and "holds 70 bytes" in str(refusal)
 
 
 def test_payload_that_can_never_fit_is_permanent(open_spool: SpoolFactory) -> None:

@@ -10,12 +10,12 @@ import pytest
 
 from otelcost.normalize import NormalizerCounters
 from otelcost.receiver.stats import ReceiverStats
-from otelcost.workers.frames import FrameError, read_frame, write_frame
+from otelcost.workers.frames import Frame, FrameError, read_frame, write_frame
 from otelcost.workers.stats import WorkerStats
 
 
-async def _round_trip(frames: list[tuple[dict[str, object], bytes]]) -> list[object]:
-    server_got: list[object] = []
+async def _round_trip(frames: list[tuple[dict[str, object], bytes]]) -> list[Frame]:
+    server_got: list[Frame] = []
     done = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -37,12 +37,12 @@ async def _round_trip(frames: list[tuple[dict[str, object], bytes]]) -> list[obj
 
 
 def test_frames_carry_header_and_payload_in_order() -> None:
-    sent = [
+    sent: list[tuple[dict[str, object], bytes]] = [
         ({"type": "batch", "id": 1, "dropped": {"not_llm": 3}}, b"\x00arrow\xff" * 1000),
         ({"type": "stop"}, b""),
     ]
     got = asyncio.run(_round_trip(sent))
-    assert [(frame.header, frame.payload) for frame in got] == sent  # type: ignore[attr-defined]
+    assert [(frame.header, frame.payload) for frame in got] == sent
 
 
 async def _read(data: bytes) -> object:

@@ -1,16 +1,17 @@
-"""Jobs over the lake that pricing owns: re-pricing partitions and listing unpriced models.
+"""Re-pricing the lake's partitions, and listing the models no catalog entry priced.
 
 ``reprice`` re-runs the pricer over stored calls after a catalog correction. Tokens are the
 truth: every pricing input (provider, request and response model, service tier, ``ts``, token
 counts, attributes) is in the lake, so the cost columns are recomputed from the stored rows
 (``CALL_SCHEMA`` columns) and nothing else changes. Each partition is rewritten atomically under
-the lake's exclusive lock (``otelcost.lake.files``): readers see the old day or the new day,
-never a mix, and the live writer waits only for the partition being swapped.
+the lake's exclusive lock (``otelcost.lake.locking``) with ``otelcost.lake.swap.replace_partition``:
+readers see the old day or the new day, never a mix, and the live writer waits only for the
+partition being swapped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -20,8 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from otelcost.lake.files import lake_lock, list_partitions, read_partition, replace_partition
+from otelcost.lake.layout import list_partitions, read_partition
+from otelcost.lake.locking import lake_lock
 from otelcost.lake.query import run_query
+from otelcost.lake.swap import replace_partition
 from otelcost.money import decimal_array_to_pico, pico_to_decimal
 from otelcost.pricing.catalog import Catalog
 from otelcost.pricing.engine import Pricer
@@ -79,7 +82,7 @@ def reprice(
     """Recompute the cost columns of every partition from ``since`` (inclusive) to ``until``
     (exclusive); rewrite a partition only if a row changed. Returns one result per partition."""
     results = []
-    for day in _days(lake_dir, since, until):
+    for day in list_partitions(lake_dir, since, until):
         with lake_lock(lake_dir, timeout=lock_timeout):
             stored = read_partition(lake_dir, day)
             priced = pricer.price(stored.select(CALL_SCHEMA.names))
@@ -101,12 +104,6 @@ def reprice(
         if on_partition is not None:
             on_partition(result)
     return results
-
-
-def _days(lake_dir: Path, since: date, until: date | None) -> Iterator[date]:
-    for day in list_partitions(lake_dir):
-        if day >= since and (until is None or day < until):
-            yield day
 
 
 UNKNOWN_MODELS_SQL = """

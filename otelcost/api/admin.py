@@ -27,20 +27,18 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from otelcost.budgets.config import BudgetConfig
-from otelcost.budgets.evaluator import AdminError, BudgetEntry
-from otelcost.budgets.overrides import OVERRIDE_ID_PATTERN, Override, OverrideSpec
-from otelcost.errors import OtelcostError
+from otelcost.api.responses import error_response
+from otelcost.budgets import BudgetConfig, BudgetEntry, Override, OverrideSpec
+from otelcost.budgets.overrides import OVERRIDE_ID_PATTERN
 from otelcost.policy.config import ApiConfig
-from otelcost.policy.server import error_response
 
-__all__ = ["BudgetAdmin", "admin_routes"]
+__all__ = ["BudgetAdmin", "add_admin_routes"]
 
 
 @runtime_checkable
@@ -64,7 +62,7 @@ class BudgetAdmin(Protocol):
     def audit(self, limit: int | None = None) -> list[dict[str, Any]]: ...
 
 
-Handler = Callable[[web.Request], Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
@@ -118,24 +116,17 @@ class _AdminApi:
         except ValidationError as exc:
             return error_response(400, _validation_message(exc))
 
-    @staticmethod
-    async def _run(call: Callable[[], Any]) -> Any:
-        try:
-            return await asyncio.to_thread(call)
-        except AdminError as exc:
-            return error_response(exc.status, str(exc))
-        except (OtelcostError, ValueError) as exc:
-            return error_response(400 if isinstance(exc, ValueError) else 500, str(exc))
-
-    def guarded(self, handler: Callable[[web.Request, str], Any]) -> Handler:
+    def guarded(self, handler: Callable[[web.Request, str], Awaitable[web.StreamResponse]]) -> Handler:
         async def run(request: web.Request) -> web.StreamResponse:
             actor = self._actor(request)
             if isinstance(actor, web.Response):
                 return actor
-            response: web.StreamResponse = await handler(request, actor)
-            return response
+            return await handler(request, actor)
 
         return run
+
+    # Domain errors raised by the admin operations propagate: the app's middleware answers them
+    # (otelcost/api/responses.py has the table of statuses).
 
     # -- budgets ---------------------------------------------------------------------------------
 
@@ -147,7 +138,8 @@ class _AdminApi:
         config = await self._body(request, BudgetConfig)
         if isinstance(config, web.Response):
             return config
-        if any(e.config.name == config.name for e in self.admin.budgets()):
+        entries = await asyncio.to_thread(self.admin.budgets)
+        if any(e.config.name == config.name for e in entries):
             return error_response(409, f"a budget named {config.name!r} exists; PUT it to replace it")
         return await self._upsert(request, config, actor)
 
@@ -159,18 +151,13 @@ class _AdminApi:
 
     async def _upsert(self, request: web.Request, config: BudgetConfig, actor: str) -> web.Response:
         note = request.headers.get("X-Otelcost-Note")
-        result = await self._run(lambda: self.admin.upsert_budget(config, actor=actor, note=note))
-        if isinstance(result, web.Response):
-            return result
-        created, entry = result
+        created, entry = await asyncio.to_thread(self.admin.upsert_budget, config, actor=actor, note=note)
         return web.json_response(_budget_json(entry), status=201 if created else 200)
 
     async def delete_budget(self, request: web.Request, actor: str) -> web.Response:
         name = request.match_info["name"]
         note = request.headers.get("X-Otelcost-Note")
-        result = await self._run(lambda: self.admin.delete_budget(name, actor=actor, note=note))
-        if isinstance(result, web.Response):
-            return result
+        await asyncio.to_thread(self.admin.delete_budget, name, actor=actor, note=note)
         return web.Response(status=204)
 
     # -- overrides -------------------------------------------------------------------------------
@@ -186,17 +173,11 @@ class _AdminApi:
         spec = await self._body(request, OverrideSpec)
         if isinstance(spec, web.Response):
             return spec
-        result = await self._run(lambda: self.admin.put_override(override_id, spec, actor=actor))
-        if isinstance(result, web.Response):
-            return result
-        created, override = result
+        created, override = await asyncio.to_thread(self.admin.put_override, override_id, spec, actor=actor)
         return web.json_response(override.model_dump(mode="json"), status=201 if created else 200)
 
     async def delete_override(self, request: web.Request, actor: str) -> web.Response:
-        override_id = request.match_info["id"]
-        result = await self._run(lambda: self.admin.delete_override(override_id, actor=actor))
-        if isinstance(result, web.Response):
-            return result
+        await asyncio.to_thread(self.admin.delete_override, request.match_info["id"], actor=actor)
         return web.Response(status=204)
 
     # -- audit -----------------------------------------------------------------------------------
@@ -209,16 +190,19 @@ class _AdminApi:
         return web.json_response({"entries": entries})
 
 
-def admin_routes(admin: BudgetAdmin, config: ApiConfig) -> list[web.RouteDef]:
+def add_admin_routes(app: web.Application, admin: BudgetAdmin, config: ApiConfig) -> None:
+    """Serve ``/v1/admin/...`` from ``admin``, behind the bearer tokens of ``config``."""
     api = _AdminApi(admin, config)
     guarded = api.guarded
-    return [
-        web.get("/v1/admin/budgets", guarded(api.list_budgets)),
-        web.post("/v1/admin/budgets", guarded(api.create_budget)),
-        web.put("/v1/admin/budgets/{name}", guarded(api.put_budget)),
-        web.delete("/v1/admin/budgets/{name}", guarded(api.delete_budget)),
-        web.get("/v1/admin/overrides", guarded(api.list_overrides)),
-        web.put("/v1/admin/overrides/{id}", guarded(api.put_override)),
-        web.delete("/v1/admin/overrides/{id}", guarded(api.delete_override)),
-        web.get("/v1/admin/audit", guarded(api.audit)),
-    ]
+    app.add_routes(
+        [
+            web.get("/v1/admin/budgets", guarded(api.list_budgets)),
+            web.post("/v1/admin/budgets", guarded(api.create_budget)),
+            web.put("/v1/admin/budgets/{name}", guarded(api.put_budget)),
+            web.delete("/v1/admin/budgets/{name}", guarded(api.delete_budget)),
+            web.get("/v1/admin/overrides", guarded(api.list_overrides)),
+            web.put("/v1/admin/overrides/{id}", guarded(api.put_override)),
+            web.delete("/v1/admin/overrides/{id}", guarded(api.delete_override)),
+            web.get("/v1/admin/audit", guarded(api.audit)),
+        ]
+    )

@@ -12,14 +12,13 @@ A partition is compacted in two phases, so that live flushes never wait for a me
    the small files are read, merged and written to a directory in ``.staging/``;
 2. under the *exclusive* lock, held only for links and renames, the day is listed again: if a
    file that was merged is gone (the day was rewritten between the phases), nothing is done;
-   otherwise a new directory is built in ``.staging/`` from hard links to every other file of
-   the day (the large ones and those flushed during phase 1) plus the merged file, and swapped
-   in by ``files.swap_partition`` (one ``renameat2(RENAME_EXCHANGE)``), so a reader sees the old
-   set of files or the new set, never both, never neither. The merged
-file's footer carries the union of the spool seqs of the files it replaces and the kept files
-keep theirs (same inodes), so ``read_partition_seqs`` is unchanged and a spool replay after a
-crash still skips the records already in the lake (``lake/seqs.py``). Rows are not changed,
-only reordered within the merged file.
+   otherwise hard links to every other file of the day (the large ones and those flushed during
+   phase 1) plus the merged file are swapped in by ``lake.swap.swap_partition``: a reader sees
+   the old set of files or the new set, never both, never neither.
+
+The merged file's footer carries the union of the spool seqs of the files it replaces and the
+kept files keep theirs (same inodes), so ``read_partition_seqs`` is unchanged and a spool replay
+still skips the records already in the lake (``lake/recovery.py``). Rows are only reordered.
 
 :class:`Compactor` runs :func:`compact_lake` on a background thread of ``otelcost serve``.
 """
@@ -31,7 +30,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -41,22 +40,19 @@ import pyarrow.parquet as pq
 
 from otelcost.errors import LakeError
 from otelcost.lake.config import CompactionConfig
-from otelcost.lake.files import (
-    DEFAULT_COMPRESSION,
-    DEFAULT_ROW_GROUP_SIZE,
-    _data_files,
-    _io_error,
-    _new_file_name,
-    _write_parquet,
+from otelcost.lake.layout import (
     conform_stored,
-    lake_lock,
+    data_files,
+    io_error,
     list_partitions,
+    new_file_name,
     partition_dir,
     sort_by_ts,
-    stage_directory,
-    swap_partition,
 )
+from otelcost.lake.locking import lake_lock
+from otelcost.lake.publish import DEFAULT_COMPRESSION, DEFAULT_ROW_GROUP_SIZE, write_parquet
 from otelcost.lake.seqs import SeqSet, read_file_seqs, with_seqs
+from otelcost.lake.swap import stage_directory, swap_partition
 from otelcost.schema import RECORD_SCHEMA
 
 __all__ = ["CompactionResult", "Compactor", "compact_lake", "compact_partition"]
@@ -104,7 +100,7 @@ class _Plan:
 
 def _plan(lake_dir: Path, day: date, *, target_file_size: int, min_files: int) -> _Plan:
     files = []
-    for path in _data_files(partition_dir(lake_dir, day)):
+    for path in data_files(partition_dir(lake_dir, day)):
         try:
             files.append((path, path.stat().st_size))
         except FileNotFoundError:
@@ -120,7 +116,7 @@ def _rows(paths: list[Path]) -> int:
     try:
         return sum(pq.read_metadata(path).num_rows for path in paths)
     except (OSError, pa.ArrowException) as exc:
-        raise _io_error(f"read the footers under {paths[0].parent}", exc) from exc
+        raise io_error(f"read the footers under {paths[0].parent}", exc) from exc
 
 
 def compact_partition(
@@ -180,7 +176,7 @@ def compact_partition(
         if not plan.small:
             return result(plan, files_after=len(plan.files), bytes_after=plan.bytes, rewritten=False)
         staged = stage_directory(lake_dir, day, "merge")
-        merged_name = _new_file_name()
+        merged_name = new_file_name()
         try:
             _merge(plan.small, staged / merged_name, compression, row_group_size, checkpoint)
         except BaseException as exc:
@@ -193,7 +189,7 @@ def compact_partition(
     # Phase 2, under the exclusive lock: links and renames only, so flushes wait milliseconds.
     try:
         with lake_lock(lake_dir, timeout=lock_timeout):
-            live_files = _data_files(partition_dir(lake_dir, day))
+            live_files = data_files(partition_dir(lake_dir, day))
             merged_away = {path.name for path in plan.small}
             if not merged_away <= {path.name for path in live_files}:
                 # The day was rewritten between the phases (a reprice, another compaction):
@@ -208,7 +204,7 @@ def compact_partition(
                 os.link(staged / merged_name, directory / merged_name)
 
             swap_partition(lake_dir, day, build, action="compact")
-            bytes_after = sum(path.stat().st_size for path in _data_files(partition_dir(lake_dir, day)))
+            bytes_after = sum(path.stat().st_size for path in data_files(partition_dir(lake_dir, day)))
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return result(plan, files_after=len(kept) + 1, bytes_after=bytes_after, rewritten=True)
@@ -230,10 +226,10 @@ def _merge(
             tables.append(conform_stored(pq.read_table(path, partitioning=None), source=str(path)))
             seqs.append(read_file_seqs(path))
         except (OSError, pa.ArrowException, ValueError) as exc:
-            raise _io_error(f"read {path}", exc) from exc
+            raise io_error(f"read {path}", exc) from exc
     merged = sort_by_ts(pa.concat_tables(tables) if tables else RECORD_SCHEMA.empty_table())
     try:
-        _write_parquet(
+        write_parquet(
             target,
             with_seqs(merged, seqs[0].union(*seqs[1:])),
             compression=compression,
@@ -241,7 +237,7 @@ def _merge(
             checkpoint=checkpoint,
         )  # fsynced; the swap fsyncs the directory that links it
     except (OSError, pa.ArrowException) as exc:
-        raise _io_error(f"write {target}", exc) from exc
+        raise io_error(f"write {target}", exc) from exc
     checkpoint()  # the last moment to give up: after this, the swap
 
 
@@ -264,7 +260,7 @@ def compact_lake(
     ``cancel`` is set.
     """
     results = []
-    for day in _days(lake_dir, since, until):
+    for day in list_partitions(lake_dir, since, until):
         if cancel is not None and cancel.is_set():
             break
         result = compact_partition(
@@ -282,12 +278,6 @@ def compact_lake(
         if on_partition is not None:
             on_partition(result)
     return results
-
-
-def _days(lake_dir: Path, since: date | None, until: date | None) -> Iterator[date]:
-    for day in list_partitions(lake_dir):
-        if (since is None or day >= since) and (until is None or day < until):
-            yield day
 
 
 class Compactor:

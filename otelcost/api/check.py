@@ -1,0 +1,129 @@
+"""``/v1/check``: "may this call go ahead?", asked per request (nginx ``auth_request``, Envoy
+``ext_authz``).
+
+Any method is accepted. Dimensions come as query parameters (``?team=ml&user_id=u1``, on
+``/v1/check`` only) or ``X-Otelcost-<Dimension>`` headers (``X-Otelcost-User-Id``; headers win).
+200 when allowed; when throttled or blocked, ``api.check_deny_status`` (429), or the status
+asked for with ``?deny_status=403`` / ``X-Otelcost-Deny-Status: 403``, with ``Retry-After``.
+Every answer carries ``X-Otelcost-Action``, ``-Reason``, ``-Budget``, ``-Retry-After`` and
+``-Version`` headers. The ``/v1/check/<anything>`` form exists for Envoy's ``path_prefix``,
+which appends the client's path (and query, which is ignored there: the client wrote it).
+docs/gateway-integration.md has the nginx and Envoy configurations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from aiohttp import web
+
+from otelcost.api.decisions import DecisionSource
+from otelcost.api.responses import error_response
+from otelcost.budgets.config import SCOPE_DIMENSIONS
+from otelcost.policy.config import ApiConfig
+from otelcost.policy.decisions import CheckResult, Snapshot
+from otelcost.policy.encoding import JSON_CONTENT_TYPE, decision_to_json
+
+__all__ = ["DENY_STATUS_HEADER", "DIMENSION_HEADER_PREFIX", "add_check_routes"]
+
+DIMENSION_HEADER_PREFIX: Final = "x-otelcost-"
+DENY_STATUS_HEADER: Final = "X-Otelcost-Deny-Status"
+_RESERVED_QUERY: Final = frozenset({"deny_status"})
+_HEADER_UNSAFE: Final = re.compile(r"[^\x20-\x7e]")
+
+
+def _header_safe(text: str, limit: int = 512) -> str:
+    return _HEADER_UNSAFE.sub("?", text)[:limit]
+
+
+class _CheckEndpoint:
+    def __init__(self, source: DecisionSource, config: ApiConfig, clock_ns: Callable[[], int]) -> None:
+        self.source = source
+        self.deny_status = config.check_deny_status
+        self.clock_ns = clock_ns
+
+    @staticmethod
+    def _dimensions(request: web.Request, *, from_query: bool) -> dict[str, str] | web.Response:
+        dimensions: dict[str, str] = {}
+        if from_query:
+            for name, value in request.query.items():
+                if name in _RESERVED_QUERY:
+                    continue
+                if name not in SCOPE_DIMENSIONS:
+                    return error_response(
+                        400, f"unknown dimension {name!r}; expected one of {', '.join(SCOPE_DIMENSIONS)}"
+                    )
+                dimensions[name] = value
+        for name, value in request.headers.items():
+            lowered = name.lower()
+            if lowered.startswith(DIMENSION_HEADER_PREFIX):
+                dim = lowered[len(DIMENSION_HEADER_PREFIX) :].replace("-", "_")
+                if dim in SCOPE_DIMENSIONS and value:
+                    dimensions[dim] = value
+        return dimensions
+
+    def _deny_status(self, request: web.Request, *, from_query: bool) -> int | web.Response:
+        text = request.headers.get(DENY_STATUS_HEADER) or (
+            request.query.get("deny_status") if from_query else None
+        )
+        if text is None:
+            return self.deny_status
+        if not text.isdigit() or not 400 <= int(text) <= 499:
+            return error_response(400, f"deny_status must be a 4xx status, got {text!r}")
+        return int(text)
+
+    async def check(self, request: web.Request) -> web.Response:
+        from_query = "tail" not in request.match_info
+        dimensions = self._dimensions(request, from_query=from_query)
+        if isinstance(dimensions, web.Response):
+            return dimensions
+        deny_status = self._deny_status(request, from_query=from_query)
+        if isinstance(deny_status, web.Response):
+            return deny_status
+        now = self.clock_ns()
+        snapshot = self.source.snapshot
+        result = snapshot.check(dimensions, now)
+        return _check_response(result, snapshot, dimensions, deny_status)
+
+
+def _check_response(
+    result: CheckResult, snapshot: Snapshot, dimensions: Mapping[str, str], deny_status: int
+) -> web.Response:
+    decision = result.decision
+    headers = {
+        "X-Otelcost-Action": result.action.value,
+        "X-Otelcost-Version": str(result.version),
+        "X-Otelcost-Reason": _header_safe(result.reason),
+        "Cache-Control": "no-store",
+    }
+    if decision is not None:
+        headers["X-Otelcost-Budget"] = _header_safe(decision.budget or decision.override_id or "")
+    if result.retry_after is not None:
+        headers["Retry-After"] = str(result.retry_after)
+        headers["X-Otelcost-Retry-After"] = str(result.retry_after)
+    body = {
+        "allowed": result.allowed,
+        "action": result.action.value,
+        "reason": result.reason,
+        "retry_after": result.retry_after,
+        "dimensions": dict(sorted(dimensions.items())),
+        "decisions": [decision_to_json(d) for d in result.decisions],
+        "version": snapshot.version,
+        "etag": snapshot.etag,
+    }
+    status = 200 if result.allowed else deny_status
+    return web.Response(
+        status=status, body=json.dumps(body).encode(), headers=headers, content_type=JSON_CONTENT_TYPE
+    )
+
+
+def add_check_routes(
+    app: web.Application, source: DecisionSource, config: ApiConfig, clock_ns: Callable[[], int]
+) -> None:
+    """Serve ``/v1/check`` and ``/v1/check/<anything>`` from ``source``'s current snapshot."""
+    endpoint = _CheckEndpoint(source, config, clock_ns)
+    app.router.add_route("*", "/v1/check", endpoint.check)
+    app.router.add_route("*", "/v1/check/{tail:.*}", endpoint.check)

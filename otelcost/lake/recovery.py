@@ -1,0 +1,136 @@
+"""What a start needs from the lake after a crash: repair, and which spool records it holds.
+
+**Repair** (:func:`recover`, run by the lake writer's ``start`` under the exclusive lock):
+temporary files of unfinished writes are removed, a fallback swap interrupted between its two
+renames is finished, left-over staging directories are deleted.
+
+**Replay de-duplication.** Every published file names the spool seqs of its rows in its footer
+(``publish.py``, ``seqs.py``). The spool replays the records after its checkpoint; a record whose
+seq a file of day D names had its rows of day D made durable before the crash (between the
+file's rename and the checkpoint write), so those rows are not written again. The unit is
+(seq, day) because a flush writes one file per UTC day and a record's rows on one day always
+land in one file together. :class:`ReplayFilter` answers, record by record, which rows the lake
+still lacks, reading each touched day's footers once. Rewrites keep the seqs: reprice's
+``replace_partition`` writes the union of the old files' seqs, compaction's merged file the
+union of the files it replaces (``swap.py``).
+
+**Numbering.** Footers keep seqs forever, so a spool must never hand out a seq a footer names
+(a repaired spool, a lost unsynced tail, a spool moved aside): :func:`highest_recorded_seq` is
+where the numbering must continue after.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+
+from otelcost.lake.layout import (
+    STAGING_DIR,
+    TEMP_SUFFIX,
+    data_files,
+    io_error,
+    list_partitions,
+    parse_partition,
+    partition_dir,
+    split_by_day,
+    staging_name,
+)
+from otelcost.lake.locking import lake_lock
+from otelcost.lake.seqs import SeqSet, read_file_seqs
+
+__all__ = ["ReplayFilter", "highest_recorded_seq", "read_partition_seqs", "recover"]
+
+
+def recover(lake_dir: Path) -> list[str]:
+    """Repair what a crash mid-write left behind; return a line per action taken.
+
+    Removes temporary files of unfinished writes, finishes a fallback replacement that was
+    interrupted between its two renames, and deletes left-over staging directories. The caller
+    holds ``lake_lock(lake_dir)`` exclusively (so no write is in progress).
+    """
+    actions: list[str] = []
+    for day in list_partitions(lake_dir):
+        directory = partition_dir(lake_dir, day)
+        for name in os.listdir(directory):
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                (directory / name).unlink(missing_ok=True)
+                actions.append(f"removed unfinished file {directory / name}")
+    staging = Path(lake_dir) / STAGING_DIR
+    if not staging.is_dir():
+        return actions
+    entries = sorted(os.listdir(staging))
+    for name in entries:
+        stem, _, rest = name.rpartition(".")
+        role, _, token = rest.partition("-")
+        staged_day = parse_partition(stem)
+        if role == "new" and staged_day is not None:
+            live = partition_dir(lake_dir, staged_day)
+            if not live.exists() and staging_name(staged_day, "old", token) in entries:
+                os.rename(staging / name, live)
+                actions.append(f"finished the interrupted replacement of {live}")
+    for name in os.listdir(staging):
+        shutil.rmtree(staging / name, ignore_errors=True)
+        actions.append(f"removed staging directory {staging / name}")
+    return actions
+
+
+def read_partition_seqs(lake_dir: Path, day: date) -> SeqSet:
+    """The spool seqs recorded in the footers of one day's files.
+
+    Reads one footer per file; a footer that cannot be read raises LakeError, because guessing
+    either way could duplicate or drop replayed rows. The caller holds ``lake_lock`` (shared is
+    enough) so that the day is not half-swapped meanwhile.
+    """
+    seqs = [SeqSet()]
+    for path in data_files(partition_dir(lake_dir, day)):
+        try:
+            seqs.append(read_file_seqs(path))
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            raise io_error(f"read the footer of {path}", exc) from exc
+    return seqs[0].union(*seqs[1:])
+
+
+def highest_recorded_seq(lake_dir: Path) -> int:
+    """The highest spool seq any file of the lake names in its footer (0 for none).
+
+    One footer read per file (with background compaction, a few files per day), under the
+    lake lock taken shared.
+    """
+    highest = 0
+    with lake_lock(lake_dir, shared=True):
+        for day in list_partitions(lake_dir):
+            highest = max(highest, read_partition_seqs(lake_dir, day).max or 0)
+    return highest
+
+
+class ReplayFilter:
+    """Which rows of each replayed spool record the lake does not hold yet.
+
+    Each day's footers are read once, at the first record with rows on that day, under the
+    shared lake lock (an operator's ``lake compact`` or ``reprice`` swapping the day must not
+    show the listing half-swapped). Files published after that read hold only records replayed
+    since, so the answer stays right as long as each record is asked about once, which the
+    replay does.
+    """
+
+    def __init__(self, lake_dir: Path) -> None:
+        self.lake_dir = lake_dir
+        self._held: dict[date, SeqSet] = {}
+
+    def unrecorded(self, batch: pa.Table, *, seq: int) -> pa.Table:
+        """The rows of spool record ``seq`` (``batch``) on the days whose files do not name it."""
+        fresh = []
+        for day, part in split_by_day(batch):
+            held = self._held.get(day)
+            if held is None:
+                with lake_lock(self.lake_dir, shared=True):
+                    held = self._held[day] = read_partition_seqs(self.lake_dir, day)
+            if seq not in held:
+                fresh.append(part)
+        if not fresh:
+            return batch.slice(0, 0)
+        return fresh[0] if len(fresh) == 1 else pa.concat_tables(fresh)
