@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +14,25 @@ from otelcost.policy.client import PolicyClient
 from otelcost.policy.decisions import Action
 from tests.budgets.rows import calls
 from tests.policy.conftest import START, Running, run_policy
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
 
 # Stopping an in-process server under a live long-polling client can leave a connection it
 # accepted in the last instant to be closed by the garbage collector, not by aiohttp: a
-# ResourceWarning about the test harness, not about the client under test.
-_STOP_UNDER_CLIENT = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+# ResourceWarning about the test harness, not about the client under test. The tests that
+# stop a server under a client ignore it, and collect garbage before they end so that the
+# warning cannot surface in whichever test runs next.
+_STOP_UNDER_CLIENT = pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnraisableExceptionWarning", "ignore::ResourceWarning"
+)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_before_the_next_test() -> Iterator[None]:
+    yield
+    gc.collect()
 
 
 def free_port() -> int:
@@ -55,7 +68,7 @@ def test_protobuf_client(running: Running) -> None:
 @pytest.mark.parametrize(("mode", "allowed"), [("open", True), ("closed", False)])
 def test_fail_mode_applies_when_the_endpoint_was_never_reached(mode: str, allowed: bool) -> None:
     with PolicyClient(f"http://127.0.0.1:{free_port()}", fail_mode=mode) as client:  # type: ignore[arg-type]
-        time.sleep(0.2)
+        wait_until(lambda: client.failures >= 1 and client.last_error, what="the first failed poll")
         result = client.check(team="ml")
         assert result.allowed is allowed
         assert f"failing {mode}" in result.reason
@@ -73,9 +86,7 @@ def test_the_last_snapshot_keeps_serving_when_the_endpoint_goes_away(tmp_path: P
         evaluator.shutdown()
         # The long poll in flight ends (or, if its connection was accepted just as the
         # in-process server stopped, times out after wait + 10 s) and reconnecting fails.
-        deadline = time.monotonic() + 15
-        while client.failures == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: client.failures > 0, timeout=15, poll=0.05, what="a failed poll")
         assert client.failures >= 1
         assert client.check(team="ml").action is Action.BLOCK  # still the last snapshot
         clock.advance(3601)  # past max_staleness: now fail_mode decides
@@ -114,9 +125,13 @@ def test_a_restarted_server_is_picked_up(tmp_path: Path) -> None:
         try:
             client.url = f"{server2.url}/v1/decisions"  # a new port: point the client at it
             evaluator2.consume(calls(1, at=START, cost="130", team="ml"))
-            deadline = time.monotonic() + 20  # a poll cut by the in-process stop may take wait + 10 s
-            while time.monotonic() < deadline and client.check(team="ml").allowed:
-                time.sleep(0.05)
+            # A poll cut by the in-process stop may take wait + 10 s.
+            wait_until(
+                lambda: not client.check(team="ml").allowed,
+                timeout=20,
+                poll=0.05,
+                what="the block from the restarted server",
+            )
             assert not client.check(team="ml").allowed
             assert client.snapshot is not None and client.snapshot.epoch != first_epoch
         finally:
