@@ -13,6 +13,9 @@ Each dimension has an ordered list of sources; the first that yields a non-empty
   named like the dimension.
 - ``default: VALUE``: a literal.
 
+A span, baggage or resource source with ``json: PATH`` reads the attribute as a JSON object
+(OpenInference's ``metadata``) and takes the value at the dotted ``PATH`` inside it.
+
 A call missing a *required* dimension is still stored, with ``attribution_status = incomplete``
 and the dimension listed in ``missing_dimensions``.
 """
@@ -20,6 +23,7 @@ and the dimension listed in ``missing_dimensions``.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +39,8 @@ from otelcost.schema import ATTRIBUTION_DIMENSIONS
 __all__ = ["Attribution", "Attributor", "OwnershipTable", "load_ownership"]
 
 _SPAN, _RESOURCE, _OWNERSHIP, _DEFAULT = range(4)
+_Rule = tuple[int, str, tuple[str, ...] | None]
+"""(kind code, key, JSON path or None)."""
 _KIND_CODES: Final = {
     "span": _SPAN,
     "baggage": _SPAN,
@@ -127,19 +133,66 @@ def _text(value: Any) -> str | None:
     return value if type(value) is str else attribute_text(value) or None
 
 
+_Path = tuple[str, ...]
+_NOT_AN_OBJECT: Final[dict[str, Any]] = {}
+
+
+def _json_object(raw: Any, parsed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``raw`` (an attribute value) as a JSON object, parsed once per call; {} if it is not one.
+
+    Metadata is written by applications, not by us: text that is not a JSON object is no value,
+    never an error (the call is still stored, and counted as missing the dimension if required).
+    """
+    if type(raw) is not str:
+        return _NOT_AN_OBJECT
+    found = parsed.get(raw)
+    if found is None:
+        try:
+            value = json.loads(raw)
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
+            value = None
+        found = value if isinstance(value, dict) else _NOT_AN_OBJECT
+        parsed[raw] = found
+    return found
+
+
+def _json_lookup(document: Any, path: _Path) -> str | None:
+    """The scalar at ``path`` in ``document``; a key spelled with dots is matched whole first."""
+    for index, part in enumerate(path):
+        if not isinstance(document, dict):
+            return None
+        whole = ".".join(path[index:])
+        if index < len(path) - 1 and whole in document:
+            document = document[whole]
+            break
+        document = document.get(part)
+    if isinstance(document, (dict, list)):
+        return None  # an object or array is not a dimension value
+    if isinstance(document, bool):
+        return "true" if document else "false"
+    return _text(document)
+
+
+def _read(raw: Any, path: _Path | None, parsed: dict[str, dict[str, Any]]) -> str | None:
+    if path is None:
+        return _text(raw)
+    return _json_lookup(_json_object(raw, parsed), path)
+
+
 class Attributor:
     """Compiled attribution rules; :meth:`attribute` runs them for one call."""
 
     def __init__(self, config: AttributionConfig, ownership: OwnershipTable) -> None:
         compiled = []
         for dimension in ATTRIBUTION_DIMENSIONS:
-            rules = tuple((_KIND_CODES[s.kind], s.key) for s in config.dimensions.get(dimension, ()))
-            span_keys = frozenset(key for kind, key in rules if kind == _SPAN)
-            others = tuple((kind, key) for kind, key in rules if kind != _SPAN)
+            rules = tuple(
+                (_KIND_CODES[s.kind], s.key, tuple(s.json_path.split(".")) if s.json_path else None)
+                for s in config.dimensions.get(dimension, ())
+            )
+            span_keys = frozenset(key for kind, key, _ in rules if kind == _SPAN)
+            others = tuple(rule for rule in rules if rule[0] != _SPAN)
             compiled.append((dimension, rules, span_keys, others))
-        self._compiled: tuple[
-            tuple[str, tuple[tuple[int, str], ...], frozenset[str], tuple[tuple[int, str], ...]], ...
-        ]
+        self._compiled: tuple[tuple[str, tuple[_Rule, ...], frozenset[str], tuple[_Rule, ...]], ...]
         self._compiled = tuple(compiled)
         self._required = frozenset(config.required)
         self._inherit = config.inherit
@@ -164,23 +217,24 @@ class Attributor:
         values: list[str | None] = []
         missing: list[str] = []
         inherited: list[str] = []
+        parsed: dict[str, dict[str, Any]] = {}
         for dimension, rules, span_keys, others in self._compiled:
             value: str | None = None
             # Most dimensions have none of their span keys on the call or its ancestors: then
             # only their resource/ownership/default sources can answer, in their order.
-            for kind, key in rules if not span_keys.isdisjoint(available) else others:
+            for kind, key, path in rules if not span_keys.isdisjoint(available) else others:
                 if kind == _SPAN:
                     if key in present:
-                        value = _text(attrs[key])
+                        value = _read(attrs[key], path, parsed)
                         if value is not None:
                             break
                     for tags in chain:
-                        value = _text(tags.get(key))
+                        value = _read(tags.get(key), path, parsed)
                         if value is not None:
                             inherited.append(dimension)
                             break
                 elif kind == _RESOURCE:
-                    value = _text(resource.get(key))
+                    value = _read(resource.get(key), path, parsed)
                 elif kind == _OWNERSHIP:
                     if not row_looked_up:
                         lookup = service if key == "service" else _text(resource.get(key))

@@ -27,6 +27,10 @@ class AttributionSource(Section):
     ``resource``: a resource attribute. ``ownership``: look the call up in the ownership table by
     this key (it must equal ``ownership.key``) and take the column named like the dimension.
     ``default``: a literal value.
+
+    ``json`` (with ``span``, ``baggage`` or ``resource``): the attribute holds a JSON object as
+    text (OpenInference's ``metadata``) and the value is at this dotted path inside it, e.g.
+    ``{span: metadata, json: team}``.
     """
 
     span: str | None = None
@@ -34,6 +38,7 @@ class AttributionSource(Section):
     resource: str | None = None
     ownership: str | None = None
     default: str | None = None
+    json_path: str | None = Field(None, alias="json")
 
     @model_validator(mode="before")
     @classmethod
@@ -49,6 +54,13 @@ class AttributionSource(Section):
     def _exactly_one(self) -> AttributionSource:
         if len(self._set_items()) != 1:
             raise ValueError("a source sets exactly one of span, baggage, resource, ownership, default")
+        if self.json_path is not None:
+            if self.kind not in ("span", "baggage", "resource"):
+                raise ValueError("json applies to a span, baggage or resource source")
+            if not self.json_path or any(not part for part in self.json_path.split(".")):
+                raise ValueError(
+                    f"json must be a dotted path such as team or app.team, got {self.json_path!r}"
+                )
         return self
 
     def _set_items(self) -> list[tuple[str, str]]:
@@ -68,7 +80,9 @@ class AttributionSource(Section):
 
     @model_serializer
     def _as_mapping(self) -> dict[str, str]:
-        return {self.kind: self.key}
+        if self.json_path is None:
+            return {self.kind: self.key}
+        return {self.kind: self.key, "json": self.json_path}
 
 
 class OwnershipConfig(Section):
@@ -84,8 +98,23 @@ class OwnershipConfig(Section):
 
 
 def _default_rules() -> dict[Dimension, list[AttributionSource]]:
-    def rules(*sources: str) -> list[AttributionSource]:
+    def rules(*sources: str | dict[str, str]) -> list[AttributionSource]:
         return [AttributionSource.model_validate(s) for s in sources]
+
+    def metadata(key: str) -> dict[str, str]:
+        # OpenInference's using_attributes(metadata={...}) / using_metadata: one JSON-object
+        # attribute on every span started inside it (LangChain's run metadata lands there too).
+        return {"span": "metadata", "json": key}
+
+    def langfuse(key: str) -> tuple[str | dict[str, str], ...]:
+        # Langfuse reads its metadata flattened (langfuse.{trace,observation}.metadata.<key>) or
+        # as one JSON object attribute (what its Python SDK writes for a non-flat value).
+        return (
+            f"span:langfuse.trace.metadata.{key}",
+            f"span:langfuse.observation.metadata.{key}",
+            {"span": "langfuse.trace.metadata", "json": key},
+            {"span": "langfuse.observation.metadata", "json": key},
+        )
 
     # Each list: the project's own keys first, then the keys the conventions define for the same
     # thing (OpenTelemetry, OpenLLMetry association properties, Vercel AI SDK telemetry metadata,
@@ -95,7 +124,8 @@ def _default_rules() -> dict[Dimension, list[AttributionSource]]:
             "span:app.team",
             "span:traceloop.association.properties.team",
             "span:ai.telemetry.metadata.team",
-            "span:langfuse.trace.metadata.team",
+            *langfuse("team"),
+            metadata("team"),
             "baggage:team",
             "resource:app.team",
             "ownership:service",
@@ -104,7 +134,8 @@ def _default_rules() -> dict[Dimension, list[AttributionSource]]:
             "span:app.feature",
             "span:traceloop.association.properties.feature",
             "span:ai.telemetry.metadata.feature",
-            "span:langfuse.trace.metadata.feature",
+            *langfuse("feature"),
+            metadata("feature"),
             "baggage:feature",
         ),
         "user_id": rules(
@@ -124,7 +155,8 @@ def _default_rules() -> dict[Dimension, list[AttributionSource]]:
             "span:traceloop.association.properties.customer_id",
             "span:traceloop.association.properties.tenant_id",
             "span:ai.telemetry.metadata.tenantId",
-            "span:langfuse.trace.metadata.tenant_id",
+            *langfuse("tenant_id"),
+            metadata("tenant_id"),
             "baggage:tenant.id",
             "resource:tenant.id",
         ),
@@ -140,13 +172,20 @@ def _default_rules() -> dict[Dimension, list[AttributionSource]]:
         ),
         "project": rules(
             "span:app.project",
+            metadata("project"),
             "resource:app.project",
             "resource:openinference.project.name",
             "ownership:service",
         ),
-        "cost_center": rules("span:app.cost_center", "resource:app.cost_center", "ownership:service"),
+        "cost_center": rules(
+            "span:app.cost_center",
+            metadata("cost_center"),
+            "resource:app.cost_center",
+            "ownership:service",
+        ),
         "workflow": rules(
             "span:app.workflow",
+            metadata("workflow"),
             "span:gen_ai.workflow.name",
             "span:gen_ai.agent.name",
             "span:traceloop.workflow.name",

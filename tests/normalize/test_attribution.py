@@ -3,6 +3,7 @@ required dimensions, and inheritance from ancestors within and across requests."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,97 @@ def test_environment_column_comes_from_the_rules() -> None:
     n = normalizer(dimensions={"environment": ["resource:deployment.environment", "default:production"]})
     assert one(n, {}, {"deployment.environment": "qa"})["environment"] == "qa"
     assert one(n, {}, {})["environment"] == "production"
+
+
+def test_json_source_reads_a_value_inside_a_json_object_attribute() -> None:
+    n = normalizer(
+        dimensions={
+            "team": [{"span": "meta", "json": "owner.team"}, "default:none"],
+            "feature": [{"span": "meta", "json": "app.feature"}],  # a key spelled with dots
+            "tenant_id": [{"span": "meta", "json": "tenant"}],
+            "project": [{"resource": "res.meta", "json": "project"}],
+        }
+    )
+    meta = '{"owner": {"team": "search"}, "app.feature": "answers", "tenant": 42}'
+    row = one(n, {"meta": meta}, {"res.meta": '{"project": "web"}'})
+    assert (row["team"], row["feature"], row["tenant_id"], row["project"]) == (
+        "search",
+        "answers",
+        "42",
+        "web",
+    )
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        "not json",
+        "[1, 2]",
+        '"a string"',
+        '{"owner": "flat"}',  # the path goes through a non-object
+        '{"owner": {"team": {"nested": 1}}}',  # an object is not a value
+        '{"owner": {"team": ""}}',
+        '{"owner": {"team": null}}',
+        "[" * 100_000,  # deeper than the JSON parser goes
+    ],
+)
+def test_json_source_without_a_value_falls_through_to_the_next_source(meta: str) -> None:
+    n = normalizer(dimensions={"team": [{"span": "meta", "json": "owner.team"}, "default:none"]})
+    assert one(n, {"meta": meta})["team"] == "none"
+
+
+def test_json_source_is_inherited_from_an_ancestor() -> None:
+    n = normalizer()
+    root = SpanSpec({"metadata": '{"team": "growth", "tenant_id": "acme"}'}, name="agent run")
+    (row,) = rows(n.normalize(request([root, root.child(CALL)]), received_at_ns=NOW_NS))
+    assert (row["team"], row["tenant_id"]) == ("growth", "acme")
+    assert n.counters.inherited_by_dimension["team"] == 1
+
+
+def test_openinference_metadata_feeds_the_default_rules() -> None:
+    meta = json.dumps(
+        {"team": "t", "feature": "f", "tenant_id": "c", "project": "p", "cost_center": "cc", "workflow": "w"}
+    )
+    row = one(normalizer(), {"metadata": meta})
+    assert [row[d] for d in ("team", "feature", "tenant_id", "project", "cost_center", "workflow")] == [
+        "t",
+        "f",
+        "c",
+        "p",
+        "cc",
+        "w",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"ownership": "service", "json": "team"}, "json applies to a span, baggage or resource source"),
+        ({"span": "metadata", "json": ""}, "dotted path"),
+        ({"span": "metadata", "json": "a..b"}, "dotted path"),
+    ],
+)
+def test_bad_json_sources_are_config_errors(source: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AttributionConfig.model_validate({"dimensions": {"team": [source]}})
+
+
+def test_json_source_round_trips_through_config_show() -> None:
+    config = AttributionConfig.model_validate(
+        {"dimensions": {"team": [{"span": "metadata", "json": "team"}]}}
+    )
+    dumped = config.model_dump(mode="json")["dimensions"]["team"]
+    assert dumped == [{"span": "metadata", "json": "team"}]
+    assert AttributionConfig.model_validate({"dimensions": {"team": dumped}}) == config
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"langfuse.observation.metadata.team": "search"},
+        {"langfuse.trace.metadata": '{"team": "search"}'},
+        {"langfuse.observation.metadata": '{"team": "search"}'},
+    ],
+)
+def test_langfuse_metadata_flattened_or_as_json_feeds_the_default_rules(attrs: dict[str, str]) -> None:
+    assert one(normalizer(), attrs)["team"] == "search"
