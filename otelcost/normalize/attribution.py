@@ -39,7 +39,8 @@ from otelcost.schema import ATTRIBUTION_DIMENSIONS
 __all__ = ["Attribution", "Attributor", "OwnershipTable", "load_ownership"]
 
 _SPAN, _RESOURCE, _OWNERSHIP, _DEFAULT = range(4)
-_Rule = tuple[int, str, tuple[str, ...] | None]
+_Path = tuple[str, ...]
+_Rule = tuple[int, str, _Path | None]
 """(kind code, key, JSON path or None)."""
 _KIND_CODES: Final = {
     "span": _SPAN,
@@ -133,7 +134,6 @@ def _text(value: Any) -> str | None:
     return value if type(value) is str else attribute_text(value) or None
 
 
-_Path = tuple[str, ...]
 _NOT_AN_OBJECT: Final[dict[str, Any]] = {}
 
 
@@ -173,9 +173,7 @@ def _json_lookup(document: Any, path: _Path) -> str | None:
     return _text(document)
 
 
-def _read(raw: Any, path: _Path | None, parsed: dict[str, dict[str, Any]]) -> str | None:
-    if path is None:
-        return _text(raw)
+def _read_json(raw: Any, path: _Path, parsed: dict[str, dict[str, Any]]) -> str | None:
     return _json_lookup(_json_object(raw, parsed), path)
 
 
@@ -225,16 +223,22 @@ class Attributor:
             for kind, key, path in rules if not span_keys.isdisjoint(available) else others:
                 if kind == _SPAN:
                     if key in present:
-                        value = _read(attrs[key], path, parsed)
+                        value = _text(attrs[key]) if path is None else _read_json(attrs[key], path, parsed)
                         if value is not None:
                             break
                     for tags in chain:
-                        value = _read(tags.get(key), path, parsed)
+                        value = (
+                            _text(tags.get(key)) if path is None else _read_json(tags.get(key), path, parsed)
+                        )
                         if value is not None:
                             inherited.append(dimension)
                             break
                 elif kind == _RESOURCE:
-                    value = _read(resource.get(key), path, parsed)
+                    value = (
+                        _text(resource.get(key))
+                        if path is None
+                        else _read_json(resource.get(key), path, parsed)
+                    )
                 elif kind == _OWNERSHIP:
                     if not row_looked_up:
                         lookup = service if key == "service" else _text(resource.get(key))
