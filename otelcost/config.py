@@ -29,6 +29,7 @@ from otelcost.normalize.config import AttributionConfig
 from otelcost.policy.config import ApiConfig
 from otelcost.pricing.config import PricingConfig
 from otelcost.receiver.config import GrpcReceiverConfig, HttpReceiverConfig, ReceiverConfig
+from otelcost.settle.config import SettleConfig
 from otelcost.spool.config import SpoolConfig
 
 __all__ = [
@@ -60,6 +61,7 @@ class Config(BaseSettings):
     lake: LakeConfig = LakeConfig()
     spool: SpoolConfig = SpoolConfig()
     attribution: AttributionConfig = AttributionConfig()
+    settle: SettleConfig = SettleConfig()
     pricing: PricingConfig = PricingConfig()
     budgets: list[BudgetConfig] = Field(default_factory=list, description="Spend budgets (docs/budgets.md).")
     budgeting: BudgetingConfig = BudgetingConfig()

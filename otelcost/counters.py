@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from otelcost.prepare import BatchSummary
+from otelcost.schema import calls_only
 
 __all__ = ["IntakeCounters", "ReplayCounters"]
 
@@ -33,17 +34,23 @@ class IntakeCounters:
     pricing_status: Counter[str] = field(default_factory=Counter)
     attribution_status: Counter[str] = field(default_factory=Counter)
     refused_requests: int = 0
+    duplicates: Counter[str] = field(default_factory=Counter)
+    """Spans folded into another call (stored in duplicate_spans), by reason."""
 
     def add(self, summary: BatchSummary, priced: pa.Table) -> None:
-        """Count one committed request: its summary and its priced rows."""
+        """Count one committed request: its summary and its priced rows (calls, and the spans
+        folded into another call, which are not calls)."""
         self.requests += 1
         self.spans += summary.spans_seen
-        self.calls += priced.num_rows
         self.dropped.update(summary.dropped)
         self.rejected.update(summary.rejected_reasons)
-        if priced.num_rows:
-            self.pricing_status.update(_value_counts(priced["pricing_status"]))
-            self.attribution_status.update(_value_counts(priced["attribution_status"]))
+        calls = calls_only(priced) if priced.num_rows else priced
+        self.calls += calls.num_rows
+        if priced["duplicate_reason"].null_count != priced.num_rows:
+            self.duplicates.update(_value_counts(priced["duplicate_reason"].drop_null()))
+        if calls.num_rows:
+            self.pricing_status.update(_value_counts(calls["pricing_status"]))
+            self.attribution_status.update(_value_counts(calls["attribution_status"]))
 
     def copy(self) -> IntakeCounters:
         return IntakeCounters(
@@ -55,6 +62,7 @@ class IntakeCounters:
             Counter(self.pricing_status),
             Counter(self.attribution_status),
             self.refused_requests,
+            Counter(self.duplicates),
         )
 
 

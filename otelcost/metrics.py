@@ -20,6 +20,7 @@ from otelcost.jobs.compact import Compactor
 from otelcost.lake.writer import LakeWriter
 from otelcost.normalize import NormalizerCounters
 from otelcost.receiver.stats import ReceiverStats
+from otelcost.settle import SettleCounters
 from otelcost.spool import Spool
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "NormalizerCollector",
     "PipelineCollector",
     "ReceiverCollector",
+    "SettleCollector",
     "SpoolCollector",
     "WorkersCollector",
     "build_registry",
@@ -58,6 +60,12 @@ class PipelineCollector(Collector):
         )
         yield _labelled_counter(
             "otelcost_spans_dropped", "Spans not turned into rows (not an LLM call ...).", "reason", c.dropped
+        )
+        yield _labelled_counter(
+            "otelcost_duplicate_spans",
+            "Spans folded into another call of the same provider call (stored in duplicate_spans).",
+            "reason",
+            c.duplicates,
         )
         yield _labelled_counter(
             "otelcost_calls_by_pricing_status", "LLM calls by pricing status.", "status", c.pricing_status
@@ -165,10 +173,53 @@ class NormalizerCollector(Collector):
             dict(c.usage_notes),
         )
         yield GaugeMetricFamily(
+            "otelcost_pending_calls",
+            "Calls waiting for ancestors that arrive after them (late attribution).",
+            value=c.pending_calls,
+        )
+        yield _counter(
+            "otelcost_attribution_proposed",
+            "Calls attributed again when late ancestors arrived, with a different result.",
+            c.proposed_changes,
+        )
+        yield GaugeMetricFamily(
             "otelcost_trace_memory_spans",
             "Spans remembered for attribution inheritance and dedup.",
             value=c.trace_memory_spans,
         )
+
+
+class SettleCollector(Collector):
+    """What settling calls in the serve process (otelcost/settle) remembers and changed."""
+
+    def __init__(self, counters: Callable[[], SettleCounters]) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._counters()
+        yield _labelled_counter(
+            "otelcost_attribution_changes",
+            "Attribution changes of stored calls (before/after pairs in attribution_changes).",
+            "reason",
+            dict(c.changes),
+        )
+        yield _counter(
+            "otelcost_attribution_proposals_dropped",
+            "Late attribution proposed for a call no longer remembered, or that changed nothing.",
+            c.dropped_proposals,
+        )
+        yield _labelled_counter(
+            "otelcost_duplicate_attribution_carried",
+            "Dimensions a call took from a span folded into it.",
+            "dimension",
+            dict(c.attribution_carried),
+        )
+        yield GaugeMetricFamily(
+            "otelcost_settle_remembered_calls",
+            "Calls remembered for later spans of the same provider call and late attribution.",
+            value=c.remembered_calls,
+        )
+        yield _counter("otelcost_settle_seconds", "Time spent settling batches.", c.seconds)
 
 
 class ReceiverCollector(Collector):
@@ -290,6 +341,7 @@ _EVALUATOR_COUNTERS = frozenset(
     {
         "calls_seen",
         "calls_counted",
+        "attribution_changes",
         "duplicates",
         "dedup_evicted",
         "late_calls",

@@ -6,6 +6,11 @@
         -> Preparer.prepare       normalize, price (prepare.py; a receiver worker runs this in
                                   its own process and sends the result to Pipeline.commit)
         -> Pipeline.commit        the one way a batch becomes durable:
+           Settler.settle         spans repeating a provider call already seen are marked as
+                                  folded, late attribution becomes before/after change rows
+                                  (otelcost/settle): the lake stores them apart, in
+                                  duplicate_spans and attribution_changes; the evaluator
+                                  skips folded spans and moves spend by the changes
            sink.reserve(rows)     every sink, in order; the lake writer may refuse (retryable)
            Spool.append           Arrow IPC bytes, fsynced (group commit): the ack's guarantee
            sink.append(batch,seq) every sink, in order: LakeWriter (Parquet), then the budget
@@ -56,6 +61,8 @@ from otelcost.lake.recovery import highest_recorded_seq
 from otelcost.lake.writer import LakeWriter
 from otelcost.prepare import BatchSummary, Preparer, decode_batch, encode_batch
 from otelcost.receiver.intake import ExportOutcome
+from otelcost.schema import without_folded
+from otelcost.settle import Settled, Settler
 from otelcost.spool import Spool
 from otelcost.spool.tracker import CheckpointTracker
 from otelcost.stages import DerivedSink, DurableSink, Sink
@@ -96,9 +103,13 @@ class Pipeline:
             lake_dir=config.lake_dir,
             clock_ns=clock_ns,
         )
+        self.settler = Settler(config.settle, clock_ns=clock_ns)
         self.sinks: tuple[DurableSink, ...] = (
             self.lake,
-            *(DerivedSink(sink, source=self.lake) for sink in (self.evaluator, *extra_sinks)),
+            *(
+                DerivedSink(sink, source=self.lake, rows=without_folded)
+                for sink in (self.evaluator, *extra_sinks)
+            ),
         )
         self.replayed = ReplayCounters()
         self._tracker = CheckpointTracker()
@@ -269,17 +280,27 @@ class Pipeline:
         ``otelcost/workers``), ``encoded`` is the batch as ``prepare.encode_batch`` made it
         there: those bytes become the spool record as they are.
         """
-        rows = priced.num_rows
+        # Each call is settled here, in the serve process, whichever process prepared it
+        # (otelcost/settle): spans of one provider call folded, late attribution turned into
+        # changes. The spool then holds the batch as it is stored and counted.
+        settled = self.settler.settle(priced)
+        if settled.table is not priced:
+            encoded = None
+        rows = settled.table.num_rows
         if rows == 0:
-            return self._deliver(summary, priced, None)
-        self._reserve(rows)
+            return self._deliver(summary, settled, None)
+        try:
+            self._reserve(rows)
+        except BaseException:
+            self.settler.withdraw(settled)
+            raise
         if self.spool is None:
-            return self._deliver(summary, priced, None)
+            return self._deliver(summary, settled, None)
         # Once appended, the batch must reach the sinks even if the request is cancelled (client
         # gone, receiver stopping): an appended seq the lake never sees would hold the
         # checkpoint back for good. So the append and the hand-over run as one shielded task.
-        payload = encoded if encoded is not None else encode_batch(priced)
-        task = asyncio.ensure_future(self._spool_and_deliver(self.spool, summary, priced, payload))
+        payload = encoded if encoded is not None else encode_batch(settled.table)
+        task = asyncio.ensure_future(self._spool_and_deliver(self.spool, summary, settled, payload))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -287,14 +308,15 @@ class Pipeline:
             raise
 
     async def _spool_and_deliver(
-        self, spool: Spool, summary: BatchSummary, priced: pa.Table, payload: pa.Buffer | bytes
+        self, spool: Spool, summary: BatchSummary, settled: Settled, payload: pa.Buffer | bytes
     ) -> ExportOutcome:
         try:
             seq = await spool.append(payload)
         except BaseException as exc:
-            self._release(self.sinks, priced.num_rows, refused=isinstance(exc, TransientIngestError))
+            self.settler.withdraw(settled)
+            self._release(self.sinks, settled.table.num_rows, refused=isinstance(exc, TransientIngestError))
             raise
-        return self._deliver(summary, priced, seq)
+        return self._deliver(summary, settled, seq)
 
     def _reserve(self, rows: int) -> None:
         for index, sink in enumerate(self.sinks):
@@ -313,8 +335,9 @@ class Pipeline:
             with self._lock:
                 self._counters.refused_requests += 1
 
-    def _deliver(self, summary: BatchSummary, priced: pa.Table, seq: int | None) -> ExportOutcome:
+    def _deliver(self, summary: BatchSummary, settled: Settled, seq: int | None) -> ExportOutcome:
         """Append the (reserved) batch of spool record ``seq`` to every sink and count it."""
+        priced = settled.table
         with self._lock:
             rows = priced.num_rows
             if rows:
@@ -329,6 +352,7 @@ class Pipeline:
                         self._counters.refused_requests += 1
                         raise
             self._counters.add(summary, priced)
+        self.settler.committed(settled)
         return summary.outcome()
 
     def counters_snapshot(self) -> IntakeCounters:

@@ -66,7 +66,7 @@ class Preparer:
     def prepare(self, request: ExportTraceServiceRequest) -> tuple[BatchSummary, pa.Table]:
         """``received_at`` is now (``clock_ns``): it also bounds future timestamps."""
         result = self.normalizer.normalize(request, received_at_ns=self._clock_ns())
-        return BatchSummary.of(result), self.pricer.price(result.calls)
+        return BatchSummary.of(result), self.pricer.price(result.rows)
 
 
 def encode_batch(batch: pa.Table) -> pa.Buffer:

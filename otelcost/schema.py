@@ -20,19 +20,28 @@ from dataclasses import dataclass
 from typing import Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "ATTRIBUTION_DIMENSIONS",
     "CALL_SCHEMA",
+    "CHANGE_AFTER",
+    "CHANGE_BEFORE",
+    "CHANGE_PROPOSED",
     "COLUMNS",
     "COLUMN_NAMES",
     "MONEY_SCALE",
     "MONEY_TYPE",
     "PARTITION_COLUMN",
     "PRICING_COLUMN_NAMES",
+    "REASON_FOLDED_SPAN",
+    "REASON_LATE_ANCESTOR",
     "RECORD_SCHEMA",
+    "SETTLEMENT_COLUMN_NAMES",
     "Column",
+    "calls_only",
     "empty_table",
+    "without_folded",
 ]
 
 MONEY_SCALE: Final = 12
@@ -83,6 +92,12 @@ COLUMNS: Final[tuple[Column, ...]] = (
     _c("span_id", pa.string(), "identity", "Span id, 16 lower-case hex digits.", nullable=False),
     _c("parent_span_id", pa.string(), "identity", "Parent span id (lower-case hex), NULL for a root span."),
     _c("span_name", pa.string(), "identity", "Span name as sent."),
+    _c(
+        "response_id",
+        pa.string(),
+        "identity",
+        "The provider's id of the response (gen_ai.response.id and equivalents), when a span carries it.",
+    ),
     # source
     _c("service", pa.string(), "source", "Resource attribute service.name."),
     _c(
@@ -196,6 +211,37 @@ COLUMNS: Final[tuple[Column, ...]] = (
     ),
     _c("resource_attributes", STRING_MAP_TYPE, "rest", "Every resource attribute, values as strings."),
     _c("received_at", TIMESTAMP_TYPE, "rest", "When otelcost received the span, UTC.", nullable=False),
+    # settlement (otelcost/settle): NULL in llm_calls; set in the audit tables
+    _c(
+        "duplicate_of_trace_id",
+        pa.string(),
+        "settlement",
+        "duplicate_spans: trace id of the call this span was folded into.",
+    ),
+    _c(
+        "duplicate_of_span_id",
+        pa.string(),
+        "settlement",
+        "duplicate_spans: span id of the call this span was folded into.",
+    ),
+    _c(
+        "duplicate_reason",
+        pa.string(),
+        "settlement",
+        "duplicate_spans: the rule that folded it, response_id | fingerprint.",
+    ),
+    _c(
+        "attribution_change",
+        pa.string(),
+        "settlement",
+        "attribution_changes: before | after, the call's attribution either side of a change.",
+    ),
+    _c(
+        "attribution_change_reason",
+        pa.string(),
+        "settlement",
+        "attribution_changes: late_ancestor | folded_span, what brought the change.",
+    ),
 )
 
 COLUMN_NAMES: Final = tuple(c.name for c in COLUMNS)
@@ -210,9 +256,41 @@ PRICING_COLUMN_NAMES: Final = (
 )
 """Columns the pricing stage fills; every other column comes from decoding and attribution."""
 
+CHANGE_BEFORE: Final = "before"
+CHANGE_AFTER: Final = "after"
+CHANGE_PROPOSED: Final = "proposed"
+"""``attribution_change`` of a row the normalizer sends when ancestors of a call it emitted
+arrived afterwards and changed its attribution: the call with the new attribution. The settle
+stage (``otelcost/settle``) turns it into a before/after pair; it is never stored."""
+REASON_LATE_ANCESTOR: Final = "late_ancestor"
+REASON_FOLDED_SPAN: Final = "folded_span"
+
+SETTLEMENT_COLUMN_NAMES: Final = tuple(c.name for c in COLUMNS if c.group == "settlement")
+"""Columns that mark a row as a folded span or an attribution change (``otelcost/settle``):
+NULL for every call, so every row of ``llm_calls``."""
+
 CALL_SCHEMA: Final = pa.schema([f for f in RECORD_SCHEMA if f.name not in PRICING_COLUMN_NAMES])
 """Schema of a batch of normalized, attributed but not yet priced calls (the normalizer's output,
 the pricing stage's input). Same column order as RECORD_SCHEMA, pricing columns left out."""
+
+
+def calls_only(batch: pa.Table) -> pa.Table:
+    """The rows of a RECORD_SCHEMA batch that are calls, not a folded span nor an attribution
+    change (``otelcost/settle``). Returns ``batch`` itself when all are."""
+    folded, change = batch["duplicate_of_span_id"], batch["attribution_change"]
+    n = batch.num_rows
+    if folded.null_count == n and change.null_count == n:
+        return batch
+    return batch.filter(pc.and_(pc.is_null(folded), pc.is_null(change)))
+
+
+def without_folded(batch: pa.Table) -> pa.Table:
+    """The rows of a RECORD_SCHEMA batch that count: calls and attribution changes, not the
+    spans folded into another call. Returns ``batch`` itself when none is folded."""
+    folded = batch["duplicate_of_span_id"]
+    if folded.null_count == batch.num_rows:
+        return batch
+    return batch.filter(pc.is_null(folded))
 
 
 def empty_table() -> pa.Table:

@@ -90,6 +90,7 @@ class Server:
             metrics.CompactionCollector(self.compactor),
             *self._intake_collectors(),
             metrics.EvaluatorCollector(self.pipeline.evaluator.counters),
+            metrics.SettleCollector(self.pipeline.settler.counters_snapshot),
             *(
                 [metrics.SpoolCollector(self.pipeline.spool, lambda: self.pipeline.replayed)]
                 if self.pipeline.spool is not None

@@ -19,6 +19,7 @@ lake) joins through :class:`DerivedSink`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -101,13 +102,22 @@ class DerivedSink:
     The budget evaluator rebuilds its open windows from the lake, so it holds exactly what the
     lake holds: it never refuses, has nothing of its own to flush, and after a restart lacks what
     the lake lacks. It must come after ``source`` in the pipeline's sinks (started after it).
+    ``rows`` picks the rows of a batch the sink is handed (the pipeline passes
+    ``schema.calls_only``: spans folded into another call are the lake's audit, not spend).
     """
 
-    __slots__ = ("sink", "source")
+    __slots__ = ("rows", "sink", "source")
 
-    def __init__(self, sink: Sink, *, source: DurableSink) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        source: DurableSink,
+        rows: Callable[[pa.Table], pa.Table] | None = None,
+    ) -> None:
         self.sink = sink
         self.source = source
+        self.rows = rows
 
     def start(self) -> None:
         self.sink.start()
@@ -122,7 +132,9 @@ class DerivedSink:
         pass
 
     def append(self, batch: pa.Table, *, seq: int | None) -> None:
-        self.sink.consume(batch)
+        rows = batch if self.rows is None else self.rows(batch)
+        if rows.num_rows:
+            self.sink.consume(rows)
 
     @property
     def flush_due(self) -> bool:

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from otelcost.budgets.admin import BudgetAdmin, BudgetEntry
 from otelcost.budgets.alerts import AlertDispatcher, Alerts
@@ -112,6 +113,7 @@ class Evaluator:
         self._started = False
         self.calls_seen = 0
         self.calls_counted = 0
+        self.attribution_changes = 0
         self.consume_errors = 0
         self.last_consume_seconds = 0.0
 
@@ -195,20 +197,34 @@ class Evaluator:
     # -- data path -----------------------------------------------------------------------------
 
     def consume(self, batch: pa.Table) -> None:
-        """Count a batch of priced calls; never raises (see the module docstring)."""
+        """Count a batch of priced calls; never raises (see the module docstring).
+
+        Rows of attribution changes (``attribution_change`` before / after, ``otelcost/settle``)
+        move spend: the *before* rows are taken away from their scope, the *after* rows added
+        to theirs, so a call counts once, under its latest attribution.
+        """
         if batch.num_rows == 0:
             return
         started = time.perf_counter()
         try:
-            measures = BatchMeasures(batch)
-            keys = span_keys(batch["trace_id"], batch["span_id"])
+            calls, before, after = _split_changes(batch)
             with self._lock:
                 now = self._clock_ns()
-                new = self._dedup.admit(keys, int(measures.received_ns.max()))
-                admitted = int(new.sum())
-                self.calls_seen += batch.num_rows
-                self.calls_counted += admitted
-                crossings = self._engine.consume(measures, None if admitted == batch.num_rows else new, now)
+                crossings: list[Crossing] = []
+                if calls.num_rows:
+                    measures = BatchMeasures(calls)
+                    keys = span_keys(calls["trace_id"], calls["span_id"])
+                    new = self._dedup.admit(keys, int(measures.received_ns.max()))
+                    admitted = int(new.sum())
+                    self.calls_seen += calls.num_rows
+                    self.calls_counted += admitted
+                    crossings += self._engine.consume(
+                        measures, None if admitted == calls.num_rows else new, now
+                    )
+                if before.num_rows:
+                    self.attribution_changes += before.num_rows
+                    crossings += self._engine.consume(BatchMeasures(before, sign=-1, change=True), None, now)
+                    crossings += self._engine.consume(BatchMeasures(after, change=True), None, now)
                 snapshot = self._publish_locked(now)
         except Exception:
             self.consume_errors += 1
@@ -271,6 +287,7 @@ class Evaluator:
         return {
             "calls_seen": self.calls_seen,
             "calls_counted": self.calls_counted,
+            "attribution_changes": self.attribution_changes,
             "duplicates": self._dedup.duplicates,
             "dedup_ids": len(self._dedup),
             "dedup_evicted": self._dedup.evicted,
@@ -395,3 +412,20 @@ class Evaluator:
 
     def audit(self, limit: int | None = None) -> list[dict[str, Any]]:
         return self._admin.audit(limit)
+
+
+_BEFORE: Final = pa.scalar("before")
+_AFTER: Final = pa.scalar("after")
+
+
+def _split_changes(batch: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """(calls, before rows, after rows) of a batch (``otelcost/settle``)."""
+    change = batch["attribution_change"]
+    if change.null_count == batch.num_rows:
+        empty = batch.slice(0, 0)
+        return batch, empty, empty
+    return (
+        batch.filter(pc.is_null(change)),
+        batch.filter(pc.fill_null(pc.equal(change, _BEFORE), False)),
+        batch.filter(pc.fill_null(pc.equal(change, _AFTER), False)),
+    )

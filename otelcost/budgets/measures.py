@@ -46,10 +46,17 @@ def _microseconds(column: pa.ChunkedArray) -> I64:
 
 
 class BatchMeasures:
-    """Lazily computed per-row arrays of one RECORD_SCHEMA batch."""
+    """Lazily computed per-row arrays of one RECORD_SCHEMA batch.
 
-    def __init__(self, batch: pa.Table) -> None:
+    ``sign`` -1 takes the rows away instead (the *before* rows of attribution changes,
+    ``otelcost/settle``): every unit, call and unpriced call counts negative.
+    """
+
+    def __init__(self, batch: pa.Table, *, sign: int = 1, change: bool = False) -> None:
         self.batch = batch
+        self.sign = sign
+        self.change = change
+        """Rows of attribution changes: they move spend, they are not calls arriving late."""
 
     @cached_property
     def ts_ns(self) -> I64:
@@ -65,7 +72,7 @@ class BatchMeasures:
         """1 for a call that was not priced, else 0 (an int column, so it can be summed)."""
         priced = pc.equal(self.batch["pricing_status"], _PRICED)
         flags = np.asarray(pc.fill_null(priced, False).to_numpy(zero_copy_only=False), dtype=np.bool_)
-        return (~flags).astype(np.int64)
+        return (~flags).astype(np.int64) * self.sign
 
     @cached_property
     def _input_tokens(self) -> I64:
@@ -76,7 +83,16 @@ class BatchMeasures:
         return _int64(self.batch["output_tokens"])
 
     def units(self, metric: str) -> I64:
-        """Per-row units of ``metric`` (picodollars for the cost metrics)."""
+        """Per-row units of ``metric`` (picodollars for the cost metrics), times ``sign``."""
+        units = self._units(metric)
+        return units if self.sign == 1 else units * self.sign
+
+    @cached_property
+    def calls(self) -> I64:
+        """1 per row, times ``sign``."""
+        return np.full(self.batch.num_rows, self.sign, dtype=np.int64)
+
+    def _units(self, metric: str) -> I64:
         if metric in ("cost_usd", "effective_cost_usd"):
             return self._money(metric)
         if metric == "input_tokens":

@@ -140,8 +140,9 @@ class Rule:
         unpriced = measures.unpriced[selected]
         received = measures.received_ns[selected]
         wildcards = self.scope.wildcards
+        sign = measures.sign
         if not wildcards and buckets is None:
-            yield ((), None, int(units.sum()), len(units), int(unpriced.sum()), int(received.max()))
+            yield ((), None, int(units.sum()), sign * len(units), int(unpriced.sum()), int(received.max()))
             return
         codes = np.zeros(len(units), dtype=np.int64)
         key_columns: list[tuple[list[str], I64]] = []
@@ -162,7 +163,7 @@ class Rule:
         count = len(groups)
         sums = np.zeros(count, dtype=np.int64)
         np.add.at(sums, inverse, units)
-        calls = np.bincount(inverse, minlength=count)
+        calls = np.bincount(inverse, minlength=count) * sign
         unpriced_sums = np.zeros(count, dtype=np.int64)
         np.add.at(unpriced_sums, inverse, unpriced)
         newest = np.full(count, np.iinfo(np.int64).min, dtype=np.int64)

@@ -192,15 +192,17 @@ class Ledger:
         for totals in self.budgets.values():
             rule = totals.rule
             mask, buckets, late = rule.select(measures, rows, totals.window, now_ns)
-            self.late_calls += late
+            if not measures.change:
+                self.late_calls += late
             if mask is not None and not mask.any():
                 continue
             self.spend_changed = True
             for group in rule.groups(measures, mask, buckets):
                 instance = totals.add(group)
                 # Most instances are far from any threshold: a total that only grows cannot
-                # change a decision before it reaches the first threshold.
-                if instance.units >= instance.quiet_below:
+                # change a decision before it reaches the first threshold. One that shrank (an
+                # attribution change moved spend away) is evaluated again.
+                if measures.sign < 0 or instance.units >= instance.quiet_below:
                     yield totals, group[0], instance
 
     def seed(self, budget: str, group: Group) -> None:

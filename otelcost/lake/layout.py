@@ -9,9 +9,11 @@ Layout (Hive partitioning by the UTC day of ``ts``)::
         date=2026-03-14/
           part-20260314T101502123456Z-3f2a9c81d0e4.parquet
           .part-20260314T101504120001Z-77c0a1b2c3d4.parquet.tmp   (a file being written)
+      duplicate_spans/                       spans folded into a call (otelcost/settle), same layout
+      attribution_changes/                   attribution changed after the call was stored, same layout
 
 The ``date`` column lives only in the directory name; readers get it back with
-``hive_partitioning = true``. Every file holds RECORD_SCHEMA (``otelcost/schema.py``); older
+``hive_partitioning = true``. Every file of both tables holds RECORD_SCHEMA (``otelcost/schema.py``); older
 files may lack columns added since, and readers match columns by name (:func:`conform_stored`).
 A file being written has a hidden name ending in ``.tmp``, so the ``*.parquet`` glob never
 matches it (DuckDB's glob *does* match dot-files); ``.staging/`` is outside the glob too.
@@ -35,9 +37,12 @@ from otelcost.errors import LakeError
 from otelcost.schema import PARTITION_COLUMN, RECORD_SCHEMA
 
 __all__ = [
+    "CHANGES_TABLE_NAME",
+    "DUPLICATES_TABLE_NAME",
     "FILE_SUFFIX",
     "STAGING_DIR",
     "TABLE_NAME",
+    "TABLE_NAMES",
     "TEMP_SUFFIX",
     "conform",
     "conform_stored",
@@ -52,11 +57,19 @@ __all__ = [
     "rows_off_day",
     "sort_by_ts",
     "split_by_day",
+    "split_by_table",
     "staging_name",
     "table_dir",
 ]
 
 TABLE_NAME: Final = "llm_calls"
+DUPLICATES_TABLE_NAME: Final = "duplicate_spans"
+"""Spans folded into another call (``otelcost/settle``): the same columns, the ``duplicate_*``
+ones set. Written with the calls; the budgets and the reports never count them."""
+CHANGES_TABLE_NAME: Final = "attribution_changes"
+"""Attribution that changed after a call was stored (``otelcost/settle``): a ``before`` and an
+``after`` row per change, same columns. The ``llm_calls`` view shows each call's latest ``after``."""
+TABLE_NAMES: Final = (TABLE_NAME, DUPLICATES_TABLE_NAME, CHANGES_TABLE_NAME)
 STAGING_DIR: Final = ".staging"
 FILE_SUFFIX: Final = ".parquet"
 TEMP_SUFFIX: Final = ".tmp"
@@ -69,14 +82,14 @@ _PARTITION_PREFIX: Final = f"{PARTITION_COLUMN}="
 # -- paths ---------------------------------------------------------------------------------------
 
 
-def table_dir(lake_dir: Path) -> Path:
-    """The directory of the ``llm_calls`` table: ``<lake_dir>/llm_calls``."""
-    return Path(lake_dir) / TABLE_NAME
+def table_dir(lake_dir: Path, table: str = TABLE_NAME) -> Path:
+    """The directory of a table: ``<lake_dir>/llm_calls`` (or ``<lake_dir>/duplicate_spans``)."""
+    return Path(lake_dir) / table
 
 
-def partition_dir(lake_dir: Path, day: date) -> Path:
-    """``<lake_dir>/llm_calls/date=YYYY-MM-DD``."""
-    return table_dir(lake_dir) / f"{_PARTITION_PREFIX}{day.isoformat()}"
+def partition_dir(lake_dir: Path, day: date, table: str = TABLE_NAME) -> Path:
+    """``<lake_dir>/llm_calls/date=YYYY-MM-DD`` (or the same under another table)."""
+    return table_dir(lake_dir, table) / f"{_PARTITION_PREFIX}{day.isoformat()}"
 
 
 def parse_partition(name: str) -> date | None:
@@ -110,10 +123,12 @@ def io_error(action: str, exc: BaseException) -> LakeError:
 # -- listing -------------------------------------------------------------------------------------
 
 
-def list_partitions(lake_dir: Path, since: date | None = None, until: date | None = None) -> list[date]:
+def list_partitions(
+    lake_dir: Path, since: date | None = None, until: date | None = None, *, table: str = TABLE_NAME
+) -> list[date]:
     """The days that have a partition directory, oldest first; from ``since`` (inclusive) to
     ``until`` (exclusive) when given."""
-    root = table_dir(lake_dir)
+    root = table_dir(lake_dir, table)
     try:
         entries = list(os.scandir(root))
     except FileNotFoundError:
@@ -208,6 +223,29 @@ def split_by_day(table: pa.Table) -> list[tuple[date, pa.Table]]:
         (_EPOCH + timedelta(days=int(number)), table.filter(pa.array(days == number)))
         for number in np.unique(days)
     ]
+
+
+def split_by_table(table: pa.Table) -> list[tuple[str, pa.Table]]:
+    """Split a RECORD_SCHEMA table into the rows of ``llm_calls``, of ``duplicate_spans`` (those
+    with ``duplicate_of_span_id`` set) and of ``attribution_changes`` (``attribution_change``
+    set); tables without rows are left out.
+
+    The common case, calls only, returns the table itself (no copy).
+    """
+    n = table.num_rows
+    if n == 0:
+        return []
+    folded, change = table["duplicate_of_span_id"], table["attribution_change"]
+    if folded.null_count == n and change.null_count == n:
+        return [(TABLE_NAME, table)]
+    is_folded, is_change = pc.is_valid(folded), pc.is_valid(change)
+    is_call = pc.invert(pc.or_(is_folded, is_change))
+    parts = [
+        (TABLE_NAME, table.filter(is_call)),
+        (DUPLICATES_TABLE_NAME, table.filter(is_folded)),
+        (CHANGES_TABLE_NAME, table.filter(is_change)),
+    ]
+    return [(name, part) for name, part in parts if part.num_rows]
 
 
 def days_of(table: pa.Table) -> list[date]:

@@ -32,6 +32,7 @@ from otelcost.lake.layout import (
     new_file_name,
     partition_dir,
     split_by_day,
+    split_by_table,
     table_dir,
 )
 from otelcost.lake.seqs import SeqSet, with_seqs
@@ -53,13 +54,16 @@ class PartialWriteError(LakeError):
 
     Raised only when publishing failed *and* undoing it failed too (the file system refuses
     both a rename and an unlink): the rows of ``published_days`` are in the lake, the others
-    are not. The writer drops the published days from its buffer so they are not written twice.
+    are not. The writer drops the published (table, day) parts from its buffer so they are not
+    written twice.
     """
 
-    def __init__(self, message: str, *, published: list[Path], published_days: set[date]) -> None:
+    def __init__(
+        self, message: str, *, published: list[Path], published_parts: set[tuple[str, date]]
+    ) -> None:
         super().__init__(message)
         self.published = published
-        self.published_days = published_days
+        self.published_parts = published_parts
 
 
 def write_parquet(
@@ -101,6 +105,7 @@ def _unlink_quietly(path: Path) -> bool:
 
 @dataclass(slots=True)
 class _Staged:
+    table: str
     day: date
     temp: Path
     final: Path
@@ -114,10 +119,14 @@ def write_files(
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
     spool_seqs: Mapping[date, SeqSet] | None = None,
 ) -> list[Path]:
-    """Write a RECORD_SCHEMA table as one new file per UTC day of ``ts``; return the files.
+    """Write a RECORD_SCHEMA table as one new file per table and UTC day of ``ts``; return the
+    files. Calls go to ``llm_calls``, rows folded into another call to ``duplicate_spans``
+    (``layout.split_by_table``).
 
-    ``spool_seqs`` names, per day, the spool records whose rows are in the table; each day's file
-    records its set in the footer.
+    ``spool_seqs`` names, per day, the spool records whose rows are in the table; each day's
+    files record that set in their footers (a record with no row in one of the two tables is
+    named there all the same, which is harmless: the replay asks each table only about the rows
+    it would hold).
 
     All or nothing: every file is first written under a hidden ``.tmp`` name and fsynced, then
     all are renamed into place and the directories fsynced. If anything fails, the files already
@@ -127,22 +136,23 @@ def write_files(
     much as writing (see ``layout.sort_by_ts``). The caller holds ``lake_lock(lake_dir, shared=True)``.
     """
     table = conform(table)
-    parts = split_by_day(table)
+    parts = [(name, day, part) for name, rows in split_by_table(table) for day, part in split_by_day(rows)]
     if not parts:
         return []
-    root = table_dir(lake_dir)
-    root_existed = root.is_dir()
+    roots = {name: table_dir(lake_dir, name) for name, _, _ in parts}
+    roots_existed = {name: root.is_dir() for name, root in roots.items()}
+    root = Path(lake_dir)
     staged: list[_Staged] = []
-    created_dirs = False
+    created_dirs: set[str] = set()
     try:
-        for day, part in parts:
-            directory = partition_dir(lake_dir, day)
+        for name, day, part in parts:
+            directory = partition_dir(lake_dir, day, name)
             if not directory.is_dir():
                 directory.mkdir(parents=True, exist_ok=True)
-                created_dirs = True
+                created_dirs.add(name)
             final = directory / new_file_name()
             temp = directory / f".{final.name}{TEMP_SUFFIX}"
-            staged.append(_Staged(day, temp, final))
+            staged.append(_Staged(name, day, temp, final))
             seqs = spool_seqs.get(day) if spool_seqs else None
             write_parquet(
                 temp,
@@ -162,10 +172,10 @@ def write_files(
             published.append(item)
         for directory in {item.final.parent for item in staged}:
             fsync_path(directory)
-        if created_dirs:
+        for name in created_dirs:
+            fsync_path(roots[name])
+        if not all(roots_existed.values()):
             fsync_path(root)
-        if not root_existed:
-            fsync_path(root.parent)
     except OSError as exc:
         failed = [item for item in published if not _unlink_quietly(item.final)]
         for item in staged:
@@ -175,7 +185,7 @@ def write_files(
                 f"cannot publish Parquet files under {root} ({exc.strerror or exc}) nor take back "
                 f"{len(failed)} published file(s)",
                 published=[item.final for item in failed],
-                published_days={item.day for item in failed},
+                published_parts={(item.table, item.day) for item in failed},
             ) from exc
         raise io_error(f"publish Parquet files under {root}", exc) from exc
     return [item.final for item in staged]

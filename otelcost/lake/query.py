@@ -1,5 +1,11 @@
 """SQL over the lake: a DuckDB connection with the ``llm_calls`` view, and a guarded query runner.
 
+Two more views have the same columns: ``duplicate_spans``, the spans folded into another call,
+and ``attribution_changes``, before/after rows of attribution that changed after a call was
+stored (both written by ``otelcost/settle``, docs/schema.md). ``llm_calls`` shows every call with
+its latest attribution: the stored row, its dimensions replaced by its latest *after* row when
+there is one (a LEFT JOIN that exists only once a change does).
+
 The view is plain DuckDB over the Parquet files, the same thing an analyst types with nothing of
 ours installed::
 
@@ -39,8 +45,8 @@ import duckdb
 import pyarrow as pa
 
 from otelcost.errors import LakeError
-from otelcost.lake.layout import FILE_SUFFIX, TABLE_NAME, table_dir
-from otelcost.schema import PARTITION_COLUMN, RECORD_SCHEMA
+from otelcost.lake.layout import CHANGES_TABLE_NAME, DUPLICATES_TABLE_NAME, FILE_SUFFIX, TABLE_NAME, table_dir
+from otelcost.schema import ATTRIBUTION_DIMENSIONS, PARTITION_COLUMN, RECORD_SCHEMA
 
 __all__ = ["ALLOWED_STATEMENTS", "VIEW_NAME", "connect", "duckdb_type", "lake_glob", "run_query"]
 
@@ -100,9 +106,9 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def lake_glob(lake_dir: Path) -> str:
+def lake_glob(lake_dir: Path, table: str = TABLE_NAME) -> str:
     """The glob of every data file: ``<lake_dir>/llm_calls/*/*.parquet`` (absolute)."""
-    return f"{table_dir(Path(lake_dir).resolve())}/*/*{FILE_SUFFIX}"
+    return f"{table_dir(Path(lake_dir).resolve(), table)}/*/*{FILE_SUFFIX}"
 
 
 def _typed_empty_select() -> str:
@@ -111,19 +117,53 @@ def _typed_empty_select() -> str:
     return "SELECT " + ", ".join(columns) + " WHERE false"
 
 
-def _view_sql(lake_dir: Path) -> str:
+def _has_files(lake_dir: Path, table: str) -> bool:
+    root = table_dir(Path(lake_dir).resolve(), table)
+    return root.is_dir() and any(root.glob(f"*/*{FILE_SUFFIX}"))
+
+
+def _table_sql(lake_dir: Path, table: str) -> str:
+    """Every row of one table's files, typed by RECORD_SCHEMA (see the module docstring)."""
     empty = _typed_empty_select()
-    root = table_dir(Path(lake_dir).resolve())
-    has_files = root.is_dir() and any(root.glob(f"*/*{FILE_SUFFIX}"))
-    if not has_files:
-        return f"CREATE VIEW {VIEW_NAME} AS {empty}"
+    if not _has_files(lake_dir, table):
+        return empty
     source = (
-        f"read_parquet({_sql_string(lake_glob(lake_dir))}, hive_partitioning = true, "
+        f"read_parquet({_sql_string(lake_glob(lake_dir, table))}, hive_partitioning = true, "
         f"union_by_name = true, hive_types = {{{_sql_string(PARTITION_COLUMN)}: DATE}})"
     )
     # The typed empty select comes first: UNION BY NAME keeps its column order and types, and
     # appends columns that only the files have (written by a newer otelcost) at the end.
-    return f"CREATE VIEW {VIEW_NAME} AS {empty} UNION ALL BY NAME SELECT * FROM {source}"
+    return f"{empty} UNION ALL BY NAME SELECT * FROM {source}"
+
+
+_SETTLED_COLUMNS: Final = (*ATTRIBUTION_DIMENSIONS, "attribution_status", "missing_dimensions")
+
+
+def _calls_view_sql(lake_dir: Path) -> str:
+    """``llm_calls``: the calls, each with its latest attribution.
+
+    A call whose attribution changed after it was stored (``attribution_changes``, written by
+    ``otelcost/settle``) shows the dimensions of its latest *after* row; the others are their
+    stored row as it is. Without any change the view is the files alone.
+    """
+    calls = _table_sql(lake_dir, TABLE_NAME)
+    if not _has_files(lake_dir, CHANGES_TABLE_NAME):
+        return f"CREATE VIEW {TABLE_NAME} AS {calls}"
+    changes = _table_sql(lake_dir, CHANGES_TABLE_NAME)
+    settled = ", ".join(_identifier(name) for name in ("trace_id", "span_id", *_SETTLED_COLUMNS))
+    replaced = ", ".join(
+        f"CASE WHEN latest.span_id IS NULL THEN stored.{_identifier(name)} "
+        f"ELSE latest.{_identifier(name)} END AS {_identifier(name)}"
+        for name in _SETTLED_COLUMNS
+    )
+    return (
+        f"CREATE VIEW {TABLE_NAME} AS "
+        f"WITH stored AS ({calls}), latest AS ("
+        f"SELECT {settled} FROM ({changes}) WHERE attribution_change = 'after' "
+        "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at DESC) = 1) "
+        f"SELECT stored.* REPLACE ({replaced}) FROM stored "
+        "LEFT JOIN latest ON stored.trace_id = latest.trace_id AND stored.span_id = latest.span_id"
+    )
 
 
 def connect(lake_dir: Path) -> duckdb.DuckDBPyConnection:
@@ -145,7 +185,9 @@ def connect(lake_dir: Path) -> duckdb.DuckDBPyConnection:
 def _prepare(connection: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
     connection.execute("SET enable_progress_bar = false")
     connection.execute("SET TimeZone = 'UTC'")
-    connection.execute(_view_sql(lake_dir))
+    connection.execute(_calls_view_sql(lake_dir))
+    for table in (DUPLICATES_TABLE_NAME, CHANGES_TABLE_NAME):
+        connection.execute(f"CREATE VIEW {table} AS {_table_sql(lake_dir, table)}")
     connection.execute(f"SET allowed_directories = [{_sql_string(str(lake_dir) + '/')}]")
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")

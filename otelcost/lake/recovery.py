@@ -8,9 +8,10 @@ renames is finished, left-over staging directories are deleted.
 (``publish.py``, ``seqs.py``). The spool replays the records after its checkpoint; a record whose
 seq a file of day D names had its rows of day D made durable before the crash (between the
 file's rename and the checkpoint write), so those rows are not written again. The unit is
-(seq, day) because a flush writes one file per UTC day and a record's rows on one day always
-land in one file together. :class:`ReplayFilter` answers, record by record, which rows the lake
-still lacks, reading each touched day's footers once. Rewrites keep the seqs: reprice's
+(seq, table, day) because a flush writes one file per table (``llm_calls``, ``duplicate_spans``)
+and UTC day, and a record's rows of one table on one day always land in one file together.
+:class:`ReplayFilter` answers, record by record, which rows the lake still lacks, reading each
+touched (table, day)'s footers once. Rewrites keep the seqs: reprice's
 ``replace_partition`` writes the union of the old files' seqs, compaction's merged file the
 union of the files it replaces (``swap.py``).
 
@@ -30,6 +31,8 @@ import pyarrow as pa
 
 from otelcost.lake.layout import (
     STAGING_DIR,
+    TABLE_NAME,
+    TABLE_NAMES,
     TEMP_SUFFIX,
     data_files,
     io_error,
@@ -37,6 +40,7 @@ from otelcost.lake.layout import (
     parse_partition,
     partition_dir,
     split_by_day,
+    split_by_table,
     staging_name,
 )
 from otelcost.lake.locking import lake_lock
@@ -53,8 +57,12 @@ def recover(lake_dir: Path) -> list[str]:
     holds ``lake_lock(lake_dir)`` exclusively (so no write is in progress).
     """
     actions: list[str] = []
-    for day in list_partitions(lake_dir):
-        directory = partition_dir(lake_dir, day)
+    directories = [
+        partition_dir(lake_dir, day, table)
+        for table in TABLE_NAMES
+        for day in list_partitions(lake_dir, table=table)
+    ]
+    for directory in directories:
         for name in os.listdir(directory):
             if name.startswith(".") and name.endswith(TEMP_SUFFIX):
                 (directory / name).unlink(missing_ok=True)
@@ -78,15 +86,15 @@ def recover(lake_dir: Path) -> list[str]:
     return actions
 
 
-def read_partition_seqs(lake_dir: Path, day: date) -> SeqSet:
-    """The spool seqs recorded in the footers of one day's files.
+def read_partition_seqs(lake_dir: Path, day: date, table: str = TABLE_NAME) -> SeqSet:
+    """The spool seqs recorded in the footers of one day's files (of ``llm_calls`` by default).
 
     Reads one footer per file; a footer that cannot be read raises LakeError, because guessing
     either way could duplicate or drop replayed rows. The caller holds ``lake_lock`` (shared is
     enough) so that the day is not half-swapped meanwhile.
     """
     seqs = [SeqSet()]
-    for path in data_files(partition_dir(lake_dir, day)):
+    for path in data_files(partition_dir(lake_dir, day, table)):
         try:
             seqs.append(read_file_seqs(path))
         except (OSError, pa.ArrowException, ValueError) as exc:
@@ -102,8 +110,9 @@ def highest_recorded_seq(lake_dir: Path) -> int:
     """
     highest = 0
     with lake_lock(lake_dir, shared=True):
-        for day in list_partitions(lake_dir):
-            highest = max(highest, read_partition_seqs(lake_dir, day).max or 0)
+        for table in TABLE_NAMES:
+            for day in list_partitions(lake_dir, table=table):
+                highest = max(highest, read_partition_seqs(lake_dir, day, table).max or 0)
     return highest
 
 
@@ -119,18 +128,20 @@ class ReplayFilter:
 
     def __init__(self, lake_dir: Path) -> None:
         self.lake_dir = lake_dir
-        self._held: dict[date, SeqSet] = {}
+        self._held: dict[tuple[str, date], SeqSet] = {}
 
     def unrecorded(self, batch: pa.Table, *, seq: int) -> pa.Table:
-        """The rows of spool record ``seq`` (``batch``) on the days whose files do not name it."""
+        """The rows of spool record ``seq`` (``batch``) in the (table, day) parts whose files do
+        not name it: calls are looked up in ``llm_calls``, folded rows in ``duplicate_spans``."""
         fresh = []
-        for day, part in split_by_day(batch):
-            held = self._held.get(day)
-            if held is None:
-                with lake_lock(self.lake_dir, shared=True):
-                    held = self._held[day] = read_partition_seqs(self.lake_dir, day)
-            if seq not in held:
-                fresh.append(part)
+        for table, rows in split_by_table(batch):
+            for day, part in split_by_day(rows):
+                held = self._held.get((table, day))
+                if held is None:
+                    with lake_lock(self.lake_dir, shared=True):
+                        held = self._held[table, day] = read_partition_seqs(self.lake_dir, day, table)
+                if seq not in held:
+                    fresh.append(part)
         if not fresh:
             return batch.slice(0, 0)
         return fresh[0] if len(fresh) == 1 else pa.concat_tables(fresh)

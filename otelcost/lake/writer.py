@@ -1,5 +1,8 @@
 """The lake writer: a sink that buffers priced calls in memory and writes them as Parquet files.
 
+Rows folded into another call (``duplicate_of_span_id`` set, ``otelcost/settle``) are written to
+the ``duplicate_spans`` table in the same flush, all or nothing with the calls.
+
 ``consume(batch)`` and ``append(batch, seq=)`` only add the batch to an in-memory buffer (no I/O
 on the caller's thread); a background thread flushes the buffer every ``lake.flush_interval``, or
 sooner when it holds ``lake.max_buffer_rows`` rows. A flush writes one file per UTC day present
@@ -49,7 +52,7 @@ import pyarrow as pa
 from otelcost.errors import LakeError, LakeLockTimeoutError, TransientIngestError
 from otelcost.histogram import DurationHistogram
 from otelcost.lake.config import LakeConfig
-from otelcost.lake.layout import conform, days_of, split_by_day, table_dir
+from otelcost.lake.layout import conform, days_of, split_by_day, split_by_table, table_dir
 from otelcost.lake.locking import lake_lock
 from otelcost.lake.publish import PartialWriteError, write_files
 from otelcost.lake.recovery import ReplayFilter, recover
@@ -336,15 +339,17 @@ class LakeWriter:
             self.flush_errors += failed
 
     def _keep_unpublished(self, entries: list[_Entry], exc: PartialWriteError) -> list[_Entry]:
-        """Keep only the rows of the days that did not reach the lake (see PartialWriteError).
+        """Keep only the rows of the (table, day) parts that did not reach the lake (see
+        PartialWriteError).
 
         Split entry by entry, so that each kept part still names its spool record.
         """
         remaining = [
             _Entry(part, entry.seq)
             for entry in entries
-            for day, part in split_by_day(entry.table)
-            if day not in exc.published_days
+            for name, rows in split_by_table(entry.table)
+            for day, part in split_by_day(rows)
+            if (name, day) not in exc.published_parts
         ]
         kept = sum(entry.table.num_rows for entry in remaining)
         with self._lock:

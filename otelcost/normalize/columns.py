@@ -22,7 +22,7 @@ from otelcost.normalize.conventions.common import (
 )
 from otelcost.normalize.spans import Draft
 from otelcost.normalize.values import attribute_text
-from otelcost.schema import ATTRIBUTION_DIMENSIONS, CALL_SCHEMA
+from otelcost.schema import ATTRIBUTION_DIMENSIONS, CALL_SCHEMA, SETTLEMENT_COLUMN_NAMES
 
 __all__ = ["USAGE_NOTES_KEY", "build_table"]
 
@@ -38,6 +38,8 @@ def build_table(drafts: Sequence[Draft], attributions: Sequence[Attribution], no
     columns = _call_columns(drafts)
     columns.update(_attribution_columns(attributions))
     columns["received_at"] = [now_ns // 1000] * len(drafts)
+    none = pa.nulls(len(drafts), pa.string())
+    columns.update(dict.fromkeys(SETTLEMENT_COLUMN_NAMES, none))  # calls: not folded, not a change
     arrays = [
         column if isinstance(column := columns[field.name], pa.Array) else pa.array(column, type=field.type)
         for field in CALL_SCHEMA
@@ -54,6 +56,7 @@ def _call_columns(drafts: Sequence[Draft]) -> dict[str, Any]:
     span_ids: list[str] = []
     parent_ids: list[str | None] = []
     names: list[str] = []
+    response_ids: list[str | None] = []
     services: list[str | None] = []
     scopes: list[str] = []
     conventions: list[str] = []
@@ -87,6 +90,7 @@ def _call_columns(drafts: Sequence[Draft]) -> dict[str, Any]:
         span_ids.append(span.span_id.hex())
         parent_ids.append(span.parent_span_id.hex() if draft.parent_key is not None else None)
         names.append(span.name)
+        response_ids.append(draft.response_id)
         services.append(draft.resource.service)
         scopes.append(draft.scope_name)
         conventions.append(draft.convention)
@@ -124,6 +128,7 @@ def _call_columns(drafts: Sequence[Draft]) -> dict[str, Any]:
         "span_id": span_ids,
         "parent_span_id": parent_ids,
         "span_name": names,
+        "response_id": response_ids,
         "service": services,
         "scope_name": scopes,
         "convention": conventions,

@@ -218,6 +218,11 @@ class TraceMemoryConfig(Section):
         200_000, ge=1_000, description="Most spans remembered; the oldest are forgotten first."
     )
     max_depth: int = Field(32, ge=1, le=1_000, description="Most ancestors walked up from a call.")
+    max_pending_calls: int = Field(
+        100_000,
+        ge=0,
+        description="Most calls waiting for ancestors that arrive after them (late_ancestors).",
+    )
 
     @model_validator(mode="after")
     def _positive_window(self) -> TraceMemoryConfig:
@@ -240,6 +245,13 @@ class AttributionConfig(Section):
     inherit: bool = Field(
         True,
         description="span: and baggage: sources also read the call's ancestors in the same trace.",
+    )
+    late_ancestors: bool = Field(
+        True,
+        description=(
+            "A call emitted before its ancestors arrived is attributed again when they do, within "
+            "trace_memory.window; a changed attribution moves its spend (docs/attribution.md)."
+        ),
     )
     trace_memory: TraceMemoryConfig = TraceMemoryConfig()
 

@@ -127,6 +127,20 @@ class TraceMemory:
             key = entry[_PARENT]
         return chain
 
+    def chain_complete(self, parent: bytes) -> bool:
+        """Whether every ancestor above a span whose parent is ``parent`` is known: the walk
+        up reaches a root (or ``max_depth``) without meeting a span not seen yet."""
+        entries = self._entries
+        key: bytes | None = parent
+        for _ in range(self._max_depth):
+            if key is None:
+                return True
+            entry = entries.get(key)
+            if entry is None or entry[_PARENT] is _UNKNOWN:
+                return False
+            key = entry[_PARENT]
+        return True
+
     def ancestor_emitted(self, parent: bytes | None) -> bool:
         return any(entry[_FLAGS] & EMITTED for entry in self.ancestors(parent))
 

@@ -10,7 +10,10 @@
 3. attribute the kept calls (:class:`~otelcost.normalize.attribution.Attributor`, with the
    ancestors the trace memory knows);
 4. build the columns (:func:`~otelcost.normalize.columns.build_table`);
-5. count what happened, for self-metrics (:class:`NormalizerCounters`).
+5. calls of earlier requests whose ancestors arrived in this one are attributed again, and
+   proposed as attribution changes where the result differs
+   (:class:`~otelcost.normalize.pending.PendingCalls`);
+6. count what happened, for self-metrics (:class:`NormalizerCounters`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from otelcost.normalize.columns import build_table
 from otelcost.normalize.config import AttributionConfig
 from otelcost.normalize.lineage import TraceMemory
 from otelcost.normalize.nesting import apply_nesting_rule
+from otelcost.normalize.pending import PendingCalls
 from otelcost.normalize.spans import Draft, read_spans
 from otelcost.normalize.wire import WireRequest, to_wire
 
@@ -42,12 +46,20 @@ class NormalizeResult:
 
     calls: pa.Table
     """Exactly ``schema.CALL_SCHEMA``: one row per LLM call."""
+    proposals: pa.Table | None
+    """CALL_SCHEMA rows of calls of earlier requests whose late ancestors (in this request)
+    changed their attribution (``pending.py``), ``attribution_change`` = ``proposed``."""
     spans_seen: int
     dropped: Mapping[str, int]
     """Spans not turned into rows and not an error, by reason (``not_llm``, ``wrapper_usage`` ...)."""
     rejected: int
     """Invalid spans (OTLP partial success)."""
     rejected_reasons: Mapping[str, int]
+
+    @property
+    def rows(self) -> pa.Table:
+        """The calls and the proposals in one table: what the pricer prices."""
+        return self.calls if self.proposals is None else pa.concat_tables([self.calls, self.proposals])
 
 
 @dataclass
@@ -68,6 +80,10 @@ class NormalizerCounters:
     """Token conversions applied (``cache_added``, ``total_only``, ``usage_from_event`` ...)."""
     trace_memory_spans: int = 0
     """Spans currently remembered (a gauge)."""
+    pending_calls: int = 0
+    """Calls waiting for ancestors that have not arrived (a gauge, ``pending.py``)."""
+    proposed_changes: int = 0
+    """Calls attributed again when their ancestors arrived, with a different result."""
 
     def snapshot(self) -> NormalizerCounters:
         return NormalizerCounters(
@@ -81,6 +97,8 @@ class NormalizerCounters:
             Counter(self.inherited_by_dimension),
             Counter(self.usage_notes),
             self.trace_memory_spans,
+            self.pending_calls,
+            self.proposed_changes,
         )
 
 
@@ -99,6 +117,16 @@ class Normalizer:
             window_ns=int(memory.window.total_seconds() * 1e9),
             max_spans=memory.max_spans,
             max_depth=memory.max_depth,
+        )
+        self._pending = (
+            PendingCalls(
+                self._memory,
+                self._attributor.span_keys,
+                window_ns=int(memory.window.total_seconds() * 1e9),
+                max_calls=memory.max_pending_calls,
+            )
+            if config.inherit and config.late_ancestors and memory.max_pending_calls
+            else None
         )
         self._lock = threading.Lock()
         self.counters = NormalizerCounters()
@@ -120,17 +148,36 @@ class Normalizer:
         # KeyValue/AnyValue wrappers costs.
         wire = request if isinstance(request, WireRequest) else to_wire(request)
         self._memory.evict(now_ns)
+        pending = self._pending
+        if pending is not None:
+            pending.evict(now_ns)
         dropped: Counter[str] = Counter()
         rejected: Counter[str] = Counter()
+        touched: set[bytes] = set()
         drafts, spans_seen = read_spans(
-            wire, self._memory, self._attributor.span_keys, now_ns, dropped=dropped, rejected=rejected
+            wire,
+            self._memory,
+            self._attributor.span_keys,
+            now_ns,
+            dropped=dropped,
+            rejected=rejected,
+            watched=pending.traces if pending is not None else None,
+            touched=touched,
         )
         kept = apply_nesting_rule(drafts, self._memory, dropped, now_ns)
         attributions = self._attribute(kept)
         table = build_table(kept, attributions, now_ns)
+        proposals = None
+        if pending is not None:
+            # Calls of earlier requests first: their ancestors may be in this one.
+            proposals = pending.revisit(touched, self._attributor.attribute) if touched else None
+            pending.add(kept, attributions, table, now_ns)
+            if proposals is not None:
+                self.counters.proposed_changes += proposals.num_rows
         self._count(spans_seen, kept, attributions, dropped, rejected)
         return NormalizeResult(
             calls=table,
+            proposals=proposals,
             spans_seen=spans_seen,
             dropped=dict(dropped),
             rejected=sum(rejected.values()),
@@ -178,6 +225,7 @@ class Normalizer:
             if attribution.inherited:
                 counters.inherited_by_dimension.update(attribution.inherited)
         counters.trace_memory_spans = len(self._memory)
+        counters.pending_calls = len(self._pending) if self._pending is not None else 0
 
 
 def _no_ancestors() -> list[Mapping[str, Any]]:

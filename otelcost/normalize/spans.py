@@ -17,10 +17,12 @@ This loop is most of the normalizer's CPU: anything added here is paid once per 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from otelcost.normalize.conventions import Tokens, settle
+from otelcost.normalize.conventions.common import read_response_id
 from otelcost.normalize.lineage import TraceMemory
 from otelcost.normalize.recognition import (
     ALL_MARKERS,
@@ -85,12 +87,15 @@ def read_spans(
     *,
     dropped: Counter[str],
     rejected: Counter[str],
+    watched: Mapping[bytes, object] | None = None,
+    touched: set[bytes] | None = None,
 ) -> tuple[list[Draft], int]:
     """The candidate calls of a ``wire`` request, and how many spans it held.
 
     Every span is remembered in ``memory`` (with its values for ``span_keys``, the keys
     attribution rules read); spans that are not calls are counted in ``dropped``, invalid ones
-    in ``rejected``, by reason.
+    in ``rejected``, by reason. The trace ids of ``watched`` (calls waiting for ancestors,
+    ``pending.py``) that a span of this request belongs to are added to ``touched``.
     """
     drafts: list[Draft] = []
     spans_seen = 0
@@ -118,6 +123,8 @@ def read_spans(
                     common = span_keys.intersection(attrs)
                     tags = {k: attrs[k] for k in common} if common else None
                     memory.observe(key, parent_key, tags, now_ns)
+                    if watched and trace_id in watched and touched is not None:
+                        touched.add(trace_id)
                 if ALL_MARKERS.isdisjoint(attrs):
                     found = with_event_usage(span, attrs) if span.events else None
                     if found is None:
@@ -149,7 +156,6 @@ def read_spans(
                         tokens.reasoning,
                         notes=(*tokens.notes, "usage_from_event"),
                     )
-                response_id = attrs.get("gen_ai.response.id")
                 # Positional, in field order: keyword arguments cost ~0.6 µs more per call.
                 drafts.append(
                     Draft(
@@ -164,7 +170,7 @@ def read_spans(
                         ctx.provider,
                         tokens,
                         raw is not None,
-                        response_id if isinstance(response_id, str) and response_id else None,
+                        read_response_id(attrs),
                     )
                 )
     return drafts, spans_seen

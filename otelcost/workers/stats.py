@@ -18,7 +18,7 @@ from otelcost.receiver.stats import ReceiverStats
 
 __all__ = ["WorkerStats"]
 
-_GAUGES = frozenset({"trace_memory_spans"})
+_GAUGES = frozenset({"trace_memory_spans", "pending_calls"})
 
 
 @dataclasses.dataclass

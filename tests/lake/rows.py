@@ -225,6 +225,7 @@ def make_calls(
         "span_id": span_ids,
         "parent_span_id": parent_ids,
         "span_name": [f"{m.operation} {m.request}" for m in models],
+        "response_id": [f"resp-{span_id}" for span_id in span_ids],
         "service": services,
         "environment": environments,
         "scope_name": [
@@ -267,6 +268,12 @@ def make_calls(
         "attributes": attributes,
         "resource_attributes": resource_attributes,
         "received_at": pa.array(received_us, type=timestamp),
+        # Calls: none is folded into another (otelcost/dedup).
+        "duplicate_of_trace_id": [None] * n,
+        "duplicate_of_span_id": [None] * n,
+        "duplicate_reason": [None] * n,
+        "attribution_change": [None] * n,
+        "attribution_change_reason": [None] * n,
     }
     arrays = [
         value if isinstance(value, pa.Array) else pa.array(value, type=field.type)

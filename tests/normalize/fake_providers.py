@@ -62,13 +62,47 @@ ANTHROPIC_MESSAGE: dict[str, Any] = {
 }
 
 
+def anthropic_stream_events() -> list[tuple[str, dict[str, Any]]]:
+    """The server-sent events of :data:`ANTHROPIC_MESSAGE` streamed (``stream: true``): usage
+    arrives in ``message_start`` (input and cache) and ``message_delta`` (output)."""
+    message = {**ANTHROPIC_MESSAGE, "content": [], "stop_reason": None}
+    message["usage"] = {**ANTHROPIC_MESSAGE["usage"], "output_tokens": 1}
+    return [
+        ("message_start", {"type": "message_start", "message": message}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello!"}},
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": ANTHROPIC_MESSAGE["usage"]["output_tokens"]},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+
+
 class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
-        self.rfile.read(length)
+        request = json.loads(self.rfile.read(length) or b"{}")
+        streamed = bool(request.get("stream"))
         if self.path.endswith("/chat/completions"):
             body = OPENAI_COMPLETION
         elif self.path.endswith("/messages"):
+            if streamed:
+                self._stream(anthropic_stream_events())
+                return
             body = ANTHROPIC_MESSAGE
         else:
             self.send_error(404)
@@ -76,6 +110,14 @@ class _Handler(BaseHTTPRequestHandler):
         payload = json.dumps(body).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _stream(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        payload = b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events)
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

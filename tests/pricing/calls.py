@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "span_id": "0" * 16,
     "parent_span_id": None,
     "span_name": "chat",
+    "response_id": None,
     "service": "svc",
     "environment": None,
     "scope_name": None,
@@ -48,6 +49,11 @@ DEFAULTS: dict[str, Any] = {
     "attributes": None,
     "resource_attributes": None,
     "received_at": datetime(2026, 11, 22, tzinfo=UTC),
+    "duplicate_of_trace_id": None,
+    "duplicate_of_span_id": None,
+    "duplicate_reason": None,
+    "attribution_change": None,
+    "attribution_change_reason": None,
 }
 
 

@@ -20,10 +20,12 @@ from otelcost.normalize.providers import (
 
 __all__ = [
     "REQUEST_MODEL_KEYS",
+    "RESPONSE_ID_KEYS",
     "RESPONSE_MODEL_KEYS",
     "SERVICE_TIER_KEYS",
     "first_text",
     "read_provider",
+    "read_response_id",
     "read_service_tier",
 ]
 
@@ -42,7 +44,14 @@ RESPONSE_MODEL_KEYS: Final = (
     "llm.model_name",
     "langfuse.observation.model.name",
 )
+RESPONSE_ID_KEYS: Final = (
+    # OpenTelemetry GenAI (also OpenLLMetry, Logfire, the provider SDKs' own spans), Vercel AI SDK.
+    "gen_ai.response.id",
+    "ai.response.id",
+)
 PROVIDER_KEYS: Final = ("gen_ai.provider.name", "gen_ai.system")
+_JSON_ID_PREFIX: Final = '{"id":'
+_JSON_ID_SCAN: Final = 200
 SERVICE_TIER_KEYS: Final = (
     # OpenTelemetry (openai.* since 1.37, gen_ai.openai.* before), OpenLLMetry's Anthropic
     # instrumentation (anthropic.*), OpenLIT (gen_ai.request/response.service_tier).
@@ -65,6 +74,29 @@ def first_text(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
         if value is not None and value != "":
             return value if isinstance(value, str) else str(value)
     return None
+
+
+def read_response_id(attrs: Mapping[str, Any]) -> str | None:
+    """The provider's response id: an id attribute, else the ``id`` that opens a JSON
+    ``output.value`` (OpenInference records the whole response body there and has no id key).
+
+    Only the opening of the body is read: OpenAI and Anthropic responses begin with their
+    ``id``, and parsing a whole response (kilobytes of text) per span would cost more than
+    everything else the normalizer does with it.
+    """
+    for key in RESPONSE_ID_KEYS:
+        value = attrs.get(key)
+        if type(value) is str and value:
+            return value
+    output = attrs.get("output.value")
+    if type(output) is not str or not output.startswith(_JSON_ID_PREFIX):
+        return None
+    head = output[len(_JSON_ID_PREFIX) : _JSON_ID_SCAN].lstrip()
+    if not head.startswith('"'):
+        return None
+    end = head.find('"', 1)
+    ident = head[1:end] if end > 1 else ""
+    return ident if ident and "\\" not in ident else None
 
 
 def read_provider(attrs: Mapping[str, Any]) -> str | None:
