@@ -44,8 +44,6 @@ class TraceMemory:
         self._max_depth = max_depth
         self._entries: dict[bytes, list[Any]] = {}
         self._arrivals: deque[tuple[bytes, int]] = deque()
-        self._responses: dict[tuple[bytes, str], bytes] = {}
-        self._response_arrivals: deque[tuple[tuple[bytes, str], int]] = deque()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -61,9 +59,6 @@ class TraceMemory:
             if entry is not None and entry[_SEEN] == seen:
                 del entries[key]
                 forgotten += 1
-        responses, response_arrivals = self._responses, self._response_arrivals
-        while response_arrivals and (response_arrivals[0][1] < cutoff or len(responses) > self._max_spans):
-            responses.pop(response_arrivals.popleft()[0], None)
         return forgotten
 
     def _new(
@@ -146,13 +141,3 @@ class TraceMemory:
 
     def ancestor_tags(self, parent: bytes | None) -> list[Mapping[str, Any]]:
         return [entry[_TAGS] for entry in self.ancestors(parent) if entry[_TAGS]]
-
-    def claim_response(self, trace_id: bytes, response_id: str, key: bytes, now_ns: int) -> bool:
-        """True if ``key`` is the first span of the trace with this provider response id."""
-        response = (trace_id, response_id)
-        holder = self._responses.get(response)
-        if holder is None:
-            self._responses[response] = key
-            self._response_arrivals.append((response, now_ns))
-            return True
-        return holder == key

@@ -7,8 +7,11 @@ when
 - it was already kept in this request (``duplicate_span``: the same span sent twice);
 - it has usage and a usage-carrying call below it (``wrapper_usage``: its usage is theirs);
 - it has no usage and any call below it (``wrapper_no_usage``: a framework span around a call);
-- an ancestor was already emitted with usage (``ancestor_counted``: the ancestor arrived first);
-- an earlier span of its trace has the same provider response id (``duplicate_response_id``).
+- an ancestor was already emitted with usage (``ancestor_counted``: the ancestor arrived first).
+
+Spans of one provider call that do not nest (siblings in a trace, or two traces: a provider
+SDK's own span and an instrumentation's) are folded later, in the serve process, by the settle
+stage (``otelcost/settle``), which keeps them auditable in ``duplicate_spans``.
 """
 
 from __future__ import annotations
@@ -42,10 +45,6 @@ def apply_nesting_rule(
             dropped["wrapper_no_usage"] += 1
         elif memory.ancestor_emitted(draft.parent_key):
             dropped["ancestor_counted"] += 1
-        elif draft.response_id is not None and not memory.claim_response(
-            draft.key[:16], draft.response_id, draft.key, now_ns
-        ):
-            dropped["duplicate_response_id"] += 1
         else:
             if draft.has_usage:
                 memory.mark_emitted(draft.key)

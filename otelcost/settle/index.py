@@ -2,8 +2,10 @@
 
 Two spans are the same provider call when
 
-- **response id**: they come from the same ``service`` and carry the same provider response id
-  (``response_id`` column), whatever their traces; or, where one of them has no id,
+- **response id**: they carry the same provider response id (``response_id`` column) and come
+  from the same ``service`` (whatever their traces) or the same trace (whatever their services:
+  an application and the LLM gateway it calls both report the gateway's call); or, where one
+  of them has no id,
 - **fingerprint**: same ``service``, ``provider`` and token counts (input and output), a model
   name in common (request or response model, either side), reported by two different
   instrumentation scopes (one library does not report a call twice), and overlapping in time,
@@ -56,7 +58,7 @@ class Held:
     """With ``dims``: the required dimensions it still lacks."""
     carried: frozenset[str] = field(default_factory=frozenset)
     """Dimensions it took from spans folded into it."""
-    id_key: tuple[str | None, str] | None = None
+    id_keys: tuple[tuple[str | None, str], ...] = ()
     fingerprint: Fingerprint | None = None
     forgotten: bool = False
 
@@ -70,6 +72,7 @@ class CallIndex:
         self._tolerance_us = tolerance_us
         self._by_span: dict[tuple[str, str], Held] = {}
         self._by_id: dict[tuple[str | None, str], Held] = {}
+        """(service, response id) and ("trace:" + trace id, response id) -> the call."""
         self._by_fingerprint: dict[Fingerprint, list[Held]] = {}
         self._arrivals: deque[tuple[int, Held]] = deque()
 
@@ -85,8 +88,9 @@ class CallIndex:
     def find_span(self, trace_id: str, span_id: str) -> Held | None:
         return self._by_span.get((trace_id, span_id))
 
-    def find_by_id(self, service: str | None, response_id: str) -> Held | None:
-        return self._by_id.get((service, response_id))
+    def find_by_id(self, service: str | None, trace_id: str, response_id: str) -> Held | None:
+        by_id = self._by_id
+        return by_id.get((service, response_id)) or by_id.get((_trace_key(trace_id), response_id))
 
     def find_by_fingerprint(
         self,
@@ -121,8 +125,7 @@ class CallIndex:
     ) -> None:
         self._by_span[held.trace_id, held.span_id] = held
         if held.response_id is not None:
-            held.id_key = (service, held.response_id)
-            self._by_id.setdefault(held.id_key, held)
+            self._index_id(held, service, held.response_id)
         if fingerprint is not None:
             held.fingerprint = fingerprint
             self._by_fingerprint.setdefault(fingerprint, []).append(held)
@@ -131,9 +134,13 @@ class CallIndex:
     def adopt_id(self, held: Held, service: str | None, response_id: str) -> None:
         """``held`` (remembered without an id) turned out to have ``response_id``: index it."""
         held.response_id = response_id
-        if held.id_key is None:
-            held.id_key = (service, response_id)
-            self._by_id.setdefault(held.id_key, held)
+        if not held.id_keys:
+            self._index_id(held, service, response_id)
+
+    def _index_id(self, held: Held, service: str | None, response_id: str) -> None:
+        held.id_keys = ((service, response_id), (_trace_key(held.trace_id), response_id))
+        for key in held.id_keys:
+            self._by_id.setdefault(key, held)
 
     def replace_span(self, held: Held, trace_id: str, span_id: str) -> None:
         """``held`` now stands for another span of the same call (a better survivor)."""
@@ -149,11 +156,18 @@ class CallIndex:
         held.forgotten = True
         if self._by_span.get((held.trace_id, held.span_id)) is held:
             del self._by_span[held.trace_id, held.span_id]
-        if held.id_key is not None and self._by_id.get(held.id_key) is held:
-            del self._by_id[held.id_key]
+        for key in held.id_keys:
+            if self._by_id.get(key) is held:
+                del self._by_id[key]
         if held.fingerprint is not None:
             bucket = self._by_fingerprint.get(held.fingerprint)
             if bucket is not None:
                 bucket[:] = [other for other in bucket if other is not held]
                 if not bucket:
                     del self._by_fingerprint[held.fingerprint]
+
+
+def _trace_key(trace_id: str) -> str:
+    # Cannot collide with a service name: those never start with this prefix in practice, and a
+    # collision would only match ids within one trace id's worth of text.
+    return "trace:" + trace_id

@@ -259,7 +259,7 @@ class Settler:
             match: Held | None = None
             reason = REASON_RESPONSE_ID
             if dedup and response_id is not None:
-                match = index.find_by_id(service, response_id)
+                match = index.find_by_id(service, trace_ids[row], response_id)
             if match is None and fingerprint is not None:
                 match = index.find_by_fingerprint(
                     fingerprint, response_id, models, scopes[row], (starts[row], ends[row])

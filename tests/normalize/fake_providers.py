@@ -3,11 +3,14 @@
 The OpenAI chat completion reports 1200 prompt tokens of which 1024 were cached, and 300
 completion tokens of which 64 were reasoning (OpenAI semantics: the parts are inside the totals).
 The Anthropic message reports 200 uncached input tokens, 1000 read from the cache, 500 written to
-it and 80 output tokens (Anthropic semantics: input_tokens excludes the cache).
+it and 80 output tokens (Anthropic semantics: input_tokens excludes the cache). Every response
+has an id of its own (``msg_fake_000001``, ...), as a real provider's has; ``stream: true``
+answers with server-sent events.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -62,10 +65,18 @@ ANTHROPIC_MESSAGE: dict[str, Any] = {
 }
 
 
-def anthropic_stream_events() -> list[tuple[str, dict[str, Any]]]:
+_response_numbers = itertools.count(1)
+
+
+def _numbered(body: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """``body`` with an id of its own: every response of a real provider has a distinct id."""
+    return {**body, "id": f"{prefix}{next(_response_numbers):06d}"}
+
+
+def anthropic_stream_events(message_id: str = ANTHROPIC_MESSAGE["id"]) -> list[tuple[str, dict[str, Any]]]:
     """The server-sent events of :data:`ANTHROPIC_MESSAGE` streamed (``stream: true``): usage
     arrives in ``message_start`` (input and cache) and ``message_delta`` (output)."""
-    message = {**ANTHROPIC_MESSAGE, "content": [], "stop_reason": None}
+    message = {**ANTHROPIC_MESSAGE, "id": message_id, "content": [], "stop_reason": None}
     message["usage"] = {**ANTHROPIC_MESSAGE["usage"], "output_tokens": 1}
     return [
         ("message_start", {"type": "message_start", "message": message}),
@@ -98,12 +109,12 @@ class _Handler(BaseHTTPRequestHandler):
         request = json.loads(self.rfile.read(length) or b"{}")
         streamed = bool(request.get("stream"))
         if self.path.endswith("/chat/completions"):
-            body = OPENAI_COMPLETION
+            body = _numbered(OPENAI_COMPLETION, "chatcmpl-fake-")
         elif self.path.endswith("/messages"):
+            body = _numbered(ANTHROPIC_MESSAGE, "msg_fake_")
             if streamed:
-                self._stream(anthropic_stream_events())
+                self._stream(anthropic_stream_events(body["id"]))
                 return
-            body = ANTHROPIC_MESSAGE
         else:
             self.send_error(404)
             return

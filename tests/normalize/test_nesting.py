@@ -97,13 +97,15 @@ def test_framework_span_without_usage_around_a_call_is_dropped() -> None:
     assert result.dropped == {"wrapper_no_usage": 1}
 
 
-def test_same_response_id_twice_in_a_trace_counts_once() -> None:
+def test_siblings_with_one_response_id_are_left_to_the_settle_stage() -> None:
+    """Two spans of one provider call side by side are both calls here: the settle stage folds
+    the second into the first and keeps it auditable (tests/settle)."""
     parent = SpanSpec({"http.route": "/ask"}, name="POST /ask")
     first = parent.child(chat(100, **{"gen_ai.response.id": "chatcmpl-1"}))
     second = parent.child(chat(100, **{"gen_ai.response.id": "chatcmpl-1"}))
     result = run(Normalizer(AttributionConfig()), first, second)
-    assert span_ids(result) == [first.span_id.hex()]
-    assert result.dropped["duplicate_response_id"] == 1
+    assert span_ids(result) == [first.span_id.hex(), second.span_id.hex()]
+    assert result.calls["response_id"].to_pylist() == ["chatcmpl-1", "chatcmpl-1"]
 
 
 def test_same_span_twice_in_one_request_is_one_row() -> None:

@@ -266,3 +266,11 @@ def test_change_rows_have_the_record_schema_and_every_dimension() -> None:
     after = settled.table.to_pylist()[1]
     assert [after[d] for d in ATTRIBUTION_DIMENSIONS] == [f"v-{d}" for d in ATTRIBUTION_DIMENSIONS]
     assert calls_only(settled.table).num_rows == 0
+
+
+def test_one_response_id_in_one_trace_folds_across_services() -> None:
+    """An application and the LLM gateway it calls both report the gateway's call."""
+    dedup, _ = _dedup()
+    marked = dedup.settle(_batch(_call(1, 1, service="gateway"), _call(1, 2, service="checkout")))
+    assert marked.folded == {"response_id": 1}
+    assert dedup.settle(_batch(_call(2, 3, service="search"))).folded == {}  # other trace, other service
