@@ -76,6 +76,8 @@ class Draft:
 
 
 _NO_TOKENS: Final = Tokens(0, 0, 0, 0, 0)
+_OPENINFERENCE_KIND: Final = "openinference.span.kind"
+_AGENT_NAME: Final = "agent.name"
 _NOT_LLM: Final = NOT_LLM.reason
 
 
@@ -107,6 +109,11 @@ def read_spans(
             for span in scope_spans.spans:
                 spans_seen += 1
                 attrs = decode_wire_attributes(span.attributes)
+                if attrs.get(_OPENINFERENCE_KIND) == "AGENT" and _AGENT_NAME not in attrs:
+                    # OpenInference's LangChain instrumentation names an agent's span after it
+                    # but leaves out agent.name, which its conventions define (and the OpenAI
+                    # Agents instrumentation sets): the name is what the workflow rule reads.
+                    attrs[_AGENT_NAME] = span.name
                 trace_id = span.trace_id
                 span_id = span.span_id
                 parent_id = span.parent_span_id

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.util.types import AttributeValue
 
 from otelcost.errors import TransientIngestError
+from otelcost.lake.locking import lake_lock
 from otelcost.lake.query import run_query
 from otelcost.pipeline import Pipeline
 from tests.e2e.test_spool_replay import abandon, budget_matches_lake, export, pipeline_config
@@ -120,10 +121,12 @@ def test_a_refused_batch_does_not_make_the_other_span_a_duplicate(tmp_path: Path
     pipeline.start()
     try:
         filler = [("svc.filler", _sdk_span(f"msg_{next(_ids)}")) for _ in range(4)]
-        export(pipeline, _request(*filler))
         rid = f"msg_{next(_ids)}"
-        with pytest.raises(TransientIngestError):
-            export(pipeline, _request(("com.anthropic.sdk.python", _sdk_span(rid))))
+        # A job holding the lake lock keeps the flush thread from making room meanwhile.
+        with lake_lock(config.lake_dir):
+            export(pipeline, _request(*filler))
+            with pytest.raises(TransientIngestError):
+                export(pipeline, _request(("com.anthropic.sdk.python", _sdk_span(rid))))
         pipeline.lake.flush()
         # The sender gave up; the instrumentation's span of the same call arrives on its own.
         export(pipeline, _request(("opentelemetry.instrumentation.anthropic", _sdk_span(rid))))

@@ -1,5 +1,9 @@
 """A loopback stand-in for the OpenAI and Anthropic HTTP APIs, answering with realistic usage.
 
+Endpoints: OpenAI ``/v1/chat/completions`` and ``/v1/responses`` (the Responses API, streamed
+with ``stream: true``; both answer a request that offers tools with a call of the first one, then
+with text: ``fake_responses.py``), Anthropic ``/v1/messages`` (streamed too).
+
 The OpenAI chat completion reports 1200 prompt tokens of which 1024 were cached, and 300
 completion tokens of which 64 were reasoning (OpenAI semantics: the parts are inside the totals).
 The Anthropic message reports 200 uncached input tokens, 1000 read from the cache, 500 written to
@@ -17,6 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.normalize.fake_responses import (
+    chat_tool_call,
+    response_body,
+    response_stream_events,
+    wants_tool_call_chat,
+)
 
 OPENAI_COMPLETION: dict[str, Any] = {
     "id": "chatcmpl-fake-0001",
@@ -110,6 +121,14 @@ class _Handler(BaseHTTPRequestHandler):
         streamed = bool(request.get("stream"))
         if self.path.endswith("/chat/completions"):
             body = _numbered(OPENAI_COMPLETION, "chatcmpl-fake-")
+            tool = wants_tool_call_chat(request)
+            if tool is not None:
+                body = chat_tool_call(body, tool)
+        elif self.path.endswith("/responses"):
+            body = response_body(request, _numbered({}, "resp_fake_")["id"])
+            if streamed:
+                self._stream(response_stream_events(body))
+                return
         elif self.path.endswith("/messages"):
             body = _numbered(ANTHROPIC_MESSAGE, "msg_fake_")
             if streamed:
