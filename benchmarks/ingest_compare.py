@@ -32,11 +32,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--llm-spans", type=int, default=60_000)
     parser.add_argument("--mix", action="store_true", help="10 non-LLM spans per LLM span")
+    parser.add_argument(
+        "--late-roots",
+        action="store_true",
+        help="with --mix: every trace's root (with app.cost_center) comes after all calls (late attribution)",
+    )
     parser.add_argument("--protocol", default="grpc", choices=["grpc", "http"])
     args = parser.parse_args()
     roots = [(label, Path(path).resolve()) for label, _, path in (r.partition("=") for r in args.root)]
     llm = args.llm_spans // 10 if args.mix else args.llm_spans
-    workload = build_workload(llm, other_per_llm=10 if args.mix else 0, seed=2 if args.mix else 1)
+    workload = build_workload(
+        llm, other_per_llm=10 if args.mix else 0, seed=2 if args.mix else 1, late_roots=args.late_roots
+    )
     per_cpu: dict[str, list[float]] = {label: [] for label, _ in roots}
     with tempfile.TemporaryDirectory(prefix="otelcost-compare-") as scratch:
         payload_file = f"{scratch}/payloads.pickle"

@@ -156,20 +156,33 @@ class Workload:
 
 
 def build_workload(
-    llm_spans: int, *, other_per_llm: int = 0, spans_per_request: int = 512, seed: int = 1
+    llm_spans: int,
+    *,
+    other_per_llm: int = 0,
+    spans_per_request: int = 512,
+    seed: int = 1,
+    late_roots: bool = False,
 ) -> Workload:
     """``llm_spans`` LLM calls, each in a trace with ``other_per_llm`` non-LLM spans (the trace's
-    HTTP server root first, the LLM span its child), cut into requests of ``spans_per_request``."""
+    HTTP server root first, the LLM span its child), cut into requests of ``spans_per_request``.
+
+    ``late_roots``: every root comes after all other spans, in later requests, and carries
+    ``app.cost_center`` (the calls carry none): the worst case of late attribution (every call
+    waits for its root, then changes attribution; docs/attribution.md)."""
     rng = random.Random(seed)
     now = time.time_ns()
     spans: list[tuple[str, Span]] = []
+    roots: list[tuple[str, Span]] = []
     for serial in range(llm_spans):
         trace_id = rng.randbytes(16)
         start = now - rng.randrange(1, 5_000_000_000)
         root_id = rng.randbytes(8)
         parent = b""
         if other_per_llm:
-            spans.append(
+            root_attributes = _other_attributes(rng, 0)
+            if late_roots:
+                root_attributes.append(_kv("app.cost_center", "cc-assist"))
+            (roots if late_roots else spans).append(
                 (
                     WEB_SCOPE,
                     Span(
@@ -179,7 +192,7 @@ def build_workload(
                         kind=Span.SPAN_KIND_SERVER,
                         start_time_unix_nano=start - 2_000_000,
                         end_time_unix_nano=start + 900_000_000,
-                        attributes=_other_attributes(rng, 0),
+                        attributes=root_attributes,
                     ),
                 )
             )
@@ -219,6 +232,7 @@ def build_workload(
                 ),
             )
         )
+    spans += roots
     payloads = []
     for first in range(0, len(spans), spans_per_request):
         chunk = spans[first : first + spans_per_request]

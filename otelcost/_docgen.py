@@ -41,6 +41,12 @@ def schema_markdown() -> str:
         f"Files live at `<data_dir>/lake/llm_calls/{PARTITION_COLUMN}=YYYY-MM-DD/*.parquet`; "
         f"`{PARTITION_COLUMN}` (the UTC day of `ts`) is a column when read with "
         "`hive_partitioning = true`.\n",
+        "Two more tables have the same columns and layout (`otelcost/settle`): `duplicate_spans`,",
+        "spans folded into another call of the same provider call (`duplicate_*` set; never",
+        "counted), and `attribution_changes`, a `before` and an `after` row per attribution change",
+        'of a stored call (`attribution_change*` set; docs/attribution.md, "Late attribution").',
+        "The `llm_calls` view shows each call with the dimensions of its latest `after` row; in the",
+        "`llm_calls` files the `duplicate_*` and `attribution_change*` columns are always NULL.\n",
         "| column | type | group | description |",
         "|---|---|---|---|",
     ]

@@ -35,6 +35,7 @@ from otelcost.schema import (
     CHANGE_PROPOSED,
     REASON_LATE_ANCESTOR,
 )
+from otelcost.tables import gather_rows
 
 __all__ = ["PendingCalls"]
 
@@ -153,7 +154,7 @@ class PendingCalls:
 
 
 def _proposals(changed: list[tuple[_Pending, Attribution]]) -> pa.Table:
-    rows = pa.concat_tables([pending.stored.slice(pending.position, 1) for pending, _ in changed])
+    rows = gather_rows([(pending.stored, pending.position) for pending, _ in changed])
     n = rows.num_rows
     columns: dict[str, Any] = {
         name: pa.array([a.values[index] for _, a in changed], type=pa.string())

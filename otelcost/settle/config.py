@@ -13,9 +13,11 @@ __all__ = ["SettleConfig"]
 
 
 class SettleConfig(Section):
-    """How the serve process settles each call: one call reported by several spans (a provider
-    SDK's own span and an instrumentation's, often in two traces) is counted once, and
-    attribution that arrives after a call was stored moves it."""
+    """How the serve process settles each call: counted once, under its final attribution.
+
+    One call reported by several spans (a provider SDK's own span and an instrumentation's,
+    often in two traces) is counted once, and attribution that arrives after a call was stored
+    moves it (docs/conventions.md, "One call, many spans")."""
 
     dedup: bool = Field(True, description="Fold spans of the same provider call into one call.")
     fingerprint: bool = Field(
@@ -31,5 +33,5 @@ class SettleConfig(Section):
         description="How long a call is remembered, from its arrival, for later spans and attribution.",
     )
     max_calls: int = Field(
-        200_000, ge=1, description="Calls remembered at most (oldest forgotten first); ~400 bytes each."
+        100_000, ge=1, description="Calls remembered at most (oldest forgotten first); ~1.4 KB each."
     )

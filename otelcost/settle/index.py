@@ -22,7 +22,7 @@ as *before* and *after*. A call is forgotten ``window`` after it arrived, or old
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import pyarrow as pa
@@ -56,9 +56,11 @@ class Held:
     """Its attribution now, when it changed since it was stored (else read from ``stored``)."""
     missing: tuple[str, ...] = ()
     """With ``dims``: the required dimensions it still lacks."""
-    carried: frozenset[str] = field(default_factory=frozenset)
+    carried: frozenset[str] = frozenset()
     """Dimensions it took from spans folded into it."""
-    id_keys: tuple[tuple[str | None, str], ...] = ()
+    service: str | None = None
+    id_trace: str | None = None
+    """With the response id: the service and trace id its id is indexed under."""
     fingerprint: Fingerprint | None = None
     forgotten: bool = False
 
@@ -72,7 +74,9 @@ class CallIndex:
         self._tolerance_us = tolerance_us
         self._by_span: dict[tuple[str, str], Held] = {}
         self._by_id: dict[tuple[str | None, str], Held] = {}
-        """(service, response id) and ("trace:" + trace id, response id) -> the call."""
+        """(service, response id) -> the call."""
+        self._by_trace_id: dict[tuple[str, str], Held] = {}
+        """(trace id, response id) -> the call."""
         self._by_fingerprint: dict[Fingerprint, list[Held]] = {}
         self._arrivals: deque[tuple[int, Held]] = deque()
 
@@ -89,8 +93,7 @@ class CallIndex:
         return self._by_span.get((trace_id, span_id))
 
     def find_by_id(self, service: str | None, trace_id: str, response_id: str) -> Held | None:
-        by_id = self._by_id
-        return by_id.get((service, response_id)) or by_id.get((_trace_key(trace_id), response_id))
+        return self._by_id.get((service, response_id)) or self._by_trace_id.get((trace_id, response_id))
 
     def find_by_fingerprint(
         self,
@@ -133,14 +136,14 @@ class CallIndex:
 
     def adopt_id(self, held: Held, service: str | None, response_id: str) -> None:
         """``held`` (remembered without an id) turned out to have ``response_id``: index it."""
-        held.response_id = response_id
-        if not held.id_keys:
+        if held.response_id is None:
+            held.response_id = response_id
             self._index_id(held, service, response_id)
 
     def _index_id(self, held: Held, service: str | None, response_id: str) -> None:
-        held.id_keys = ((service, response_id), (_trace_key(held.trace_id), response_id))
-        for key in held.id_keys:
-            self._by_id.setdefault(key, held)
+        held.service, held.id_trace = service, held.trace_id
+        self._by_id.setdefault((service, response_id), held)
+        self._by_trace_id.setdefault((held.trace_id, response_id), held)
 
     def replace_span(self, held: Held, trace_id: str, span_id: str) -> None:
         """``held`` now stands for another span of the same call (a better survivor)."""
@@ -156,18 +159,16 @@ class CallIndex:
         held.forgotten = True
         if self._by_span.get((held.trace_id, held.span_id)) is held:
             del self._by_span[held.trace_id, held.span_id]
-        for key in held.id_keys:
-            if self._by_id.get(key) is held:
-                del self._by_id[key]
+        if held.response_id is not None:
+            by_service = (held.service, held.response_id)
+            if self._by_id.get(by_service) is held:
+                del self._by_id[by_service]
+            by_trace = (held.id_trace or held.trace_id, held.response_id)
+            if self._by_trace_id.get(by_trace) is held:
+                del self._by_trace_id[by_trace]
         if held.fingerprint is not None:
             bucket = self._by_fingerprint.get(held.fingerprint)
             if bucket is not None:
                 bucket[:] = [other for other in bucket if other is not held]
                 if not bucket:
                     del self._by_fingerprint[held.fingerprint]
-
-
-def _trace_key(trace_id: str) -> str:
-    # Cannot collide with a service name: those never start with this prefix in practice, and a
-    # collision would only match ids within one trace id's worth of text.
-    return "trace:" + trace_id

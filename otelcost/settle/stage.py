@@ -37,7 +37,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -56,6 +56,7 @@ from otelcost.settle.changes import (
 )
 from otelcost.settle.config import SettleConfig
 from otelcost.settle.index import NO_END, CallIndex, Fingerprint, Held
+from otelcost.tables import gather_rows
 
 __all__ = ["REASON_FINGERPRINT", "REASON_RESPONSE_ID", "SettleCounters", "Settled", "Settler"]
 
@@ -121,8 +122,8 @@ class _Change:
     before: Attribution
     after: Attribution
     reason: str
-    source: pa.Table
-    """A one-row table of the call (RECORD_SCHEMA, or at least STORED_COLUMNS)."""
+    source: tuple[pa.Table, int]
+    """The call's row: a table (RECORD_SCHEMA, or at least STORED_COLUMNS) and its index."""
 
 
 class Settler:
@@ -209,9 +210,15 @@ class Settler:
             return Settled(batch, remembered=tuple(remembered))
         parts = [marked] if marked.num_rows else []
         if changes:
+            projected: dict[int, pa.Table] = {}  # one projection per source table, not per row
+            sources = []
+            for table, row in (change.source for change in changes):
+                if id(table) not in projected:
+                    projected[id(table)] = table.select(list(STORED_COLUMNS))
+                sources.append((projected[id(table)], row))
             parts.append(
                 change_rows(
-                    pa.concat_tables([c.source.select(list(STORED_COLUMNS)) for c in changes]),
+                    gather_rows(sources),
                     [c.before for c in changes],
                     [c.after for c in changes],
                     [c.reason for c in changes],
@@ -314,40 +321,60 @@ class Settler:
         newly = {d for d, b, a in zip(ATTRIBUTION_DIMENSIONS, before[0], filled, strict=True) if b != a}
         survivor.carried = survivor.carried | newly
         carried.update(newly)
-        source = survivor.stored.slice(survivor.position, 1)
+        source = (survivor.stored, survivor.position)
         self._record(_Change(survivor, before, after, REASON_FOLDED_SPAN, source), changes)
 
     def _propose(self, proposals: pa.Table, changes: list[_Change]) -> int:
         """Turn the normalizer's proposed attribution of stored calls into changes."""
-        dropped = 0
+        index = self._index
         trace_ids, span_ids = proposals["trace_id"].to_pylist(), proposals["span_id"].to_pylist()
-        for row, (trace_id, span_id) in enumerate(zip(trace_ids, span_ids, strict=True)):
-            held = self._index.find_span(trace_id, span_id)
-            if held is None:
-                dropped += 1
-                continue
-            before = self._current(held)
-            proposed, _ = attribution_of(proposals, row)
+        found = [index.find_span(t, s) for t, s in zip(trace_ids, span_ids, strict=True)]
+        known = [row for row, held in enumerate(found) if held is not None]
+        dropped = len(found) - len(known)
+        proposed = [proposals.column(name).to_pylist() for name in ATTRIBUTION_DIMENSIONS]
+        helds = [held for held in found if held is not None]
+        for row, held, as_read in zip(known, helds, _currents(helds), strict=True):
+            # An earlier proposal of this batch may have changed it since it was read.
+            before = (held.dims, held.missing) if held.dims is not None else as_read
             # Ancestors only ever add or outrank values; what a folded span carried stays.
-            values = tuple(p if p is not None else b for p, b in zip(proposed, before[0], strict=True))
+            values = tuple(
+                p[row] if p[row] is not None else b for p, b in zip(proposed, before[0], strict=True)
+            )
             if values == before[0]:
                 dropped += 1
                 continue
             after = (values, tuple(d for d in before[1] if values[ATTRIBUTION_DIMENSIONS.index(d)] is None))
-            self._record(_Change(held, before, after, REASON_LATE_ANCESTOR, proposals.slice(row, 1)), changes)
+            self._record(_Change(held, before, after, REASON_LATE_ANCESTOR, (proposals, row)), changes)
         return dropped
 
-    @staticmethod
-    def _current(held: Held) -> Attribution:
-        if held.dims is not None:
-            return held.dims, held.missing
-        values, missing = attribution_of(held.stored, held.position)
-        return values, missing
+    def _current(self, held: Held) -> Attribution:
+        return _currents([held])[0]
 
     @staticmethod
     def _record(change: _Change, changes: list[_Change]) -> None:
         change.held.dims, change.held.missing = change.after
         changes.append(change)
+
+
+def _currents(helds: Sequence[Held]) -> list[Attribution]:
+    """The attribution of each remembered call now: as changed, else as stored (read with one
+    ``take`` per stored batch)."""
+    currents: list[Attribution | None] = [
+        (held.dims, held.missing) if held.dims is not None else None for held in helds
+    ]
+    unread = [
+        (held.stored, held.position) for held, current in zip(helds, currents, strict=True) if current is None
+    ]
+    if unread:
+        rows = gather_rows(unread).select([*ATTRIBUTION_DIMENSIONS, "missing_dimensions"])
+        columns = [rows.column(name).to_pylist() for name in ATTRIBUTION_DIMENSIONS]
+        missing = rows.column("missing_dimensions").to_pylist()
+        read = iter(range(rows.num_rows))
+        for slot, current in enumerate(currents):
+            if current is None:
+                row = next(read)
+                currents[slot] = (tuple(c[row] for c in columns), tuple(missing[row] or ()))
+    return [current for current in currents if current is not None]
 
 
 class _Preference:

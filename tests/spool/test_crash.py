@@ -58,9 +58,15 @@ def run_and_kill(directory: Path, *, fsync: bool, run: int, acks_before_kill: in
         what = f"the writer to acknowledge {acks_before_kill} records"
         wait_until(read_a_line_until_enough_acks, timeout=30, poll=0, what=what)
         child.send_signal(signal.SIGKILL)
-        # What it printed before dying counts too: it was acknowledged.
-        rest, _ = child.communicate(timeout=10)
-        lines.extend(rest.splitlines(keepends=True))
+        child.wait(timeout=10)
+        # What it printed before dying counts too: it was acknowledged. Read through the same
+        # buffered stream readline() used: communicate() reads the pipe's file descriptor and
+        # would miss the lines readline() had already buffered (once, an "attempt" line was
+        # lost that way and the recovered checkpoint looked like one never attempted).
+        lines.extend(stdout.read().splitlines(keepends=True))
+        stdout.close()
+        if child.stderr is not None:
+            child.stderr.close()
     finally:
         if child.poll() is None:
             child.kill()
