@@ -252,3 +252,34 @@ def test_changes_replayed_after_a_crash_move_the_spend_once(tmp_path: Path) -> N
         assert [row["n"] for row in counts] == [3, 3]
     finally:
         second.shutdown()
+
+
+def test_a_block_caused_by_spend_that_moves_away_is_lifted(tmp_path: Path) -> None:
+    """One call blocks the team the ownership table names; its handler arrives and names
+    another team: the block moves with the spend."""
+    ownership = {"rows": [{"service": "checkout", "team": "platform"}]}
+    budget = {
+        "name": "per-team",
+        "scope": {"team": "*"},
+        "window": "day",
+        "metric": "requests",
+        "limit": "1",
+        "thresholds": [{"at": 1.0, "action": "block"}],
+    }
+    config = pipeline_config(tmp_path / "data", attribution={"ownership": ownership}, budgets=[budget])
+    pipeline = Pipeline(config)
+    pipeline.start()
+    try:
+        call, handler = _late_parent_requests("payments")
+        export(pipeline, call)
+
+        def blocked() -> set[object]:
+            return {
+                d.scope["team"] for d in pipeline.evaluator.snapshot.decisions if d.action.value == "block"
+            }
+
+        assert blocked() == {"platform"}
+        export(pipeline, handler)
+        assert blocked() == {"payments"}
+    finally:
+        pipeline.shutdown()
