@@ -183,10 +183,10 @@ class Settler:
     def _settle(self, batch: pa.Table) -> Settled:
         now_us = self._clock_ns() // 1000
         self._index.evict(now_us)
-        proposed_mask = pc.equal(batch["attribution_change"], _PROPOSED)
         proposals: pa.Table | None = None
         calls = batch
-        if batch["attribution_change"].null_count != batch.num_rows:
+        if batch["attribution_change"].null_count != batch.num_rows:  # calls only, usually
+            proposed_mask = pc.equal(batch["attribution_change"], _PROPOSED)
             proposals = batch.filter(proposed_mask)
             calls = batch.filter(pc.invert(pc.fill_null(proposed_mask, False)))
         folds: dict[int, tuple[Held, str]] = {}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import agents
@@ -33,18 +33,16 @@ from langchain_core.tools import tool
 from openai import AsyncOpenAI
 from openinference.instrumentation.langchain import LangChainInstrumentor
 from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from pydantic_ai.models.instrumented import InstrumentationSettings
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
 from otelcost.cli import main
 from otelcost.server import BackgroundServer
-from tests.normalize.fake_providers import fake_provider
+from tests.e2e.conftest import otlp_exporter
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -64,19 +62,6 @@ EXPECTED = {
     "session_id": "s-7",
     "workflow": AGENT_NAME,
 }
-
-
-@pytest.fixture(scope="module")
-def provider_url() -> Iterator[str]:
-    with fake_provider() as url:
-        yield url
-
-
-def _exporter(server: BackgroundServer, protocol: str) -> SpanExporter:
-    assert server.server.grpc is not None and server.server.http is not None
-    if protocol == "grpc":
-        return GrpcSpanExporter(endpoint=f"127.0.0.1:{server.server.grpc.port}", insecure=True, timeout=5)
-    return HttpSpanExporter(endpoint=f"http://127.0.0.1:{server.server.http.port}/v1/traces", timeout=5)
 
 
 def _pydantic_ai(url: str, tracer_provider: TracerProvider) -> Callable[[], None]:
@@ -181,7 +166,7 @@ def test_an_agent_run_with_two_model_calls_is_two_calls(
     running: BackgroundServer, provider_url: str, protocol: str, framework: str
 ) -> None:
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "refund-service"}))
-    tracer_provider.add_span_processor(SimpleSpanProcessor(_exporter(running, protocol)))
+    tracer_provider.add_span_processor(SimpleSpanProcessor(otlp_exporter(running, protocol)))
     run = FRAMEWORKS[framework](provider_url, tracer_provider)
     tracer = tracer_provider.get_tracer("refund-service")
     try:

@@ -11,21 +11,19 @@ the application set: team, feature and tenant from the metadata, user and sessio
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otelcost.cli import main
 from otelcost.server import BackgroundServer
-from tests.normalize.fake_providers import fake_provider
+from tests.e2e.conftest import otlp_exporter
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -36,12 +34,6 @@ openinference_openai = pytest.importorskip("openinference.instrumentation.openai
 openinference_anthropic = pytest.importorskip("openinference.instrumentation.anthropic")
 
 METADATA = {"team": "payments", "feature": "receipt-qa", "tenant_id": "acme-corp", "ticket": 4711}
-
-
-@pytest.fixture(scope="module")
-def provider_url() -> Iterator[str]:
-    with fake_provider() as url:
-        yield url
 
 
 def _call_openai(url: str) -> None:
@@ -59,13 +51,6 @@ CLIENTS: dict[str, tuple[Any, Callable[[str], None], tuple[int, int, int, int]]]
     "openai": (openinference_openai.OpenAIInstrumentor, _call_openai, (1200, 300, 1024, 0)),
     "anthropic": (openinference_anthropic.AnthropicInstrumentor, _call_anthropic, (1700, 80, 1000, 500)),
 }
-
-
-def _exporter(server: BackgroundServer, protocol: str) -> SpanExporter:
-    assert server.server.grpc is not None and server.server.http is not None
-    if protocol == "grpc":
-        return GrpcSpanExporter(endpoint=f"127.0.0.1:{server.server.grpc.port}", insecure=True, timeout=5)
-    return HttpSpanExporter(endpoint=f"http://127.0.0.1:{server.server.http.port}/v1/traces", timeout=5)
 
 
 def _rows(data_dir: Path) -> list[dict[str, Any]]:
@@ -86,7 +71,7 @@ def test_openinference_using_attributes_fills_all_five_dimensions(
 ) -> None:
     instrumentor_class, call, (input_tokens, output_tokens, cache_read, cache_write) = CLIENTS[client]
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
-    tracer_provider.add_span_processor(SimpleSpanProcessor(_exporter(running, protocol)))
+    tracer_provider.add_span_processor(SimpleSpanProcessor(otlp_exporter(running, protocol)))
     instrumentor = instrumentor_class()
     instrumentor.instrument(tracer_provider=tracer_provider)
     try:

@@ -15,22 +15,20 @@ own request as it ends (the handler after its calls: attribution arrives late),
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 from otelcost.cli import main
 from otelcost.server import BackgroundServer
-from tests.normalize.fake_providers import fake_provider
+from tests.e2e.conftest import otlp_exporter
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -58,19 +56,6 @@ PROCESSORS: dict[str, Callable[[SpanExporter], SpanProcessor]] = {
     "simple": SimpleSpanProcessor,
     "batch": BatchSpanProcessor,
 }
-
-
-@pytest.fixture(scope="module")
-def provider_url() -> Iterator[str]:
-    with fake_provider() as url:
-        yield url
-
-
-def _exporter(server: BackgroundServer, protocol: str) -> SpanExporter:
-    assert server.server.grpc is not None and server.server.http is not None
-    if protocol == "grpc":
-        return GrpcSpanExporter(endpoint=f"127.0.0.1:{server.server.grpc.port}", insecure=True, timeout=5)
-    return HttpSpanExporter(endpoint=f"http://127.0.0.1:{server.server.http.port}/v1/traces", timeout=5)
 
 
 def _sql(data_dir: Path, query: str) -> list[dict[str, Any]]:
@@ -141,7 +126,7 @@ def test_openllmetry_and_the_sdks_own_spans_count_each_call_once(
     id (OpenLLMetry counts 81 output tokens for the stream, adding message_start's 1 to the 80
     of message_delta; the SDK's span, the first to end, is the call)."""
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "refund-service"}))
-    tracer_provider.add_span_processor(PROCESSORS[processor](_exporter(running, protocol)))
+    tracer_provider.add_span_processor(PROCESSORS[processor](otlp_exporter(running, protocol)))
 
     def instrument() -> Any:
         instrumentor = openllmetry_anthropic.AnthropicInstrumentor()
@@ -181,7 +166,7 @@ def test_openinference_and_the_sdks_own_spans_count_each_call_once(
     ``using_attributes`` metadata, which only its spans carry: the SDK's span takes them from the
     folded one."""
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "refund-service"}))
-    tracer_provider.add_span_processor(PROCESSORS[processor](_exporter(running, protocol)))
+    tracer_provider.add_span_processor(PROCESSORS[processor](otlp_exporter(running, protocol)))
     metadata = {"team": "payments", "feature": "refunds", "tenant_id": "acme-corp"}
 
     def context() -> AbstractContextManager[Any]:

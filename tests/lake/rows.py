@@ -268,7 +268,7 @@ def make_calls(
         "attributes": attributes,
         "resource_attributes": resource_attributes,
         "received_at": pa.array(received_us, type=timestamp),
-        # Calls: none is folded into another (otelcost/dedup).
+        # Calls: none folded into another, none an attribution change (otelcost/settle).
         "duplicate_of_trace_id": [None] * n,
         "duplicate_of_span_id": [None] * n,
         "duplicate_reason": [None] * n,
