@@ -29,6 +29,8 @@ from otelcost.normalize.config import AttributionConfig
 from otelcost.policy.config import ApiConfig
 from otelcost.pricing.config import PricingConfig
 from otelcost.receiver.config import GrpcReceiverConfig, HttpReceiverConfig, ReceiverConfig
+from otelcost.reports.base import ReportContext
+from otelcost.reports.config import ReportsConfig
 from otelcost.settle.config import SettleConfig
 from otelcost.spool.config import SpoolConfig
 
@@ -42,6 +44,7 @@ __all__ = [
     "ReceiverConfig",
     "format_validation_error",
     "load_config",
+    "report_context",
 ]
 
 ENV_PREFIX: Final = "OTELCOST_"
@@ -66,6 +69,7 @@ class Config(BaseSettings):
     budgets: list[BudgetConfig] = Field(default_factory=list, description="Spend budgets (docs/budgets.md).")
     budgeting: BudgetingConfig = BudgetingConfig()
     api: ApiConfig = ApiConfig()
+    reports: ReportsConfig = ReportsConfig()
 
     @property
     def lake_dir(self) -> Path:
@@ -78,6 +82,11 @@ class Config(BaseSettings):
     @property
     def budgets_dir(self) -> Path:
         return self.data_dir / "budgets"
+
+    @property
+    def statements_dir(self) -> Path:
+        """Closed chargeback statements (``otelcost report chargeback --close``)."""
+        return self.data_dir / "statements"
 
     @model_validator(mode="after")
     def _unique_budget_names(self) -> Config:
@@ -197,3 +206,16 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     if isinstance(ownership, dict) and ownership.get("file"):
         ownership["file"] = resolve(ownership["file"])
     return data
+
+
+def report_context(config: Config, *, timeout: float | None = None) -> ReportContext:
+    """What the reports read of ``config``: the lake, the ``reports:`` section, the budgets and
+    the pricing (``otelcost report`` and ``GET /v1/reports`` both build theirs here)."""
+    return ReportContext(
+        lake_dir=config.lake_dir,
+        config=config.reports,
+        budgets=tuple(config.budgets),
+        pricing=config.pricing,
+        statements_dir=config.statements_dir,
+        timeout=timeout,
+    )

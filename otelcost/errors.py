@@ -24,10 +24,13 @@ a subclass lives beside the code that raises it)::
     │   └── PartialWriteError        a flush published some partitions, not all (lake/publish.py)
     ├── SpoolError                   the spool directory cannot be used       (spool/errors.py)
     │   └── SpoolCorruptionError     a record mid-log fails its checksum (maybe acked data)
-    └── BudgetAdminError             a change to budgets or overrides that cannot be made
+    ├── BudgetAdminError             a change to budgets or overrides that cannot be made
         ├── UnknownBudgetError       the named budget does not exist
         ├── UnknownOverrideError     the named override does not exist
         └── InvalidOverrideError     the override asked for is not valid (bad field, past end)
+    └── ReportError                  a report cannot be made from what it was given
+        ├── UnknownReportError       no report has the name asked for
+        └── StatementError           a chargeback statement cannot be closed or read
 
 Not in the tree, on purpose: ``ValueError`` subclasses that parsers raise and their callers turn
 into one of the above (``normalize/values.InvalidCountError`` becomes a rejected span,
@@ -54,9 +57,12 @@ __all__ = [
     "OtelcostError",
     "PermanentIngestError",
     "PricingError",
+    "ReportError",
+    "StatementError",
     "TransientIngestError",
     "UnknownBudgetError",
     "UnknownOverrideError",
+    "UnknownReportError",
 ]
 
 
@@ -114,3 +120,15 @@ class UnknownOverrideError(BudgetAdminError):
 
 class InvalidOverrideError(BudgetAdminError):
     """The override is not valid: a field out of range, an end in the past, an unknown budget."""
+
+
+class ReportError(OtelcostError):
+    """A report cannot be made from its request (a bad input file, a period it cannot cover)."""
+
+
+class UnknownReportError(ReportError):
+    """No report has the name asked for."""
+
+
+class StatementError(ReportError):
+    """A chargeback statement cannot be closed or read (otelcost/reports/chargeback)."""

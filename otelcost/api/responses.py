@@ -21,8 +21,10 @@ from otelcost.errors import (
     BudgetAdminError,
     InvalidOverrideError,
     OtelcostError,
+    ReportError,
     UnknownBudgetError,
     UnknownOverrideError,
+    UnknownReportError,
 )
 
 __all__ = ["ERROR_STATUSES", "domain_errors", "error_response", "error_status"]
@@ -32,6 +34,8 @@ log = logging.getLogger("otelcost.api")
 ERROR_STATUSES: Final[tuple[tuple[type[Exception], int], ...]] = (
     (UnknownBudgetError, 404),
     (UnknownOverrideError, 404),
+    (UnknownReportError, 404),
+    (ReportError, 400),
     (InvalidOverrideError, 400),
     (BudgetAdminError, 400),
     # The caller's misuse of a domain call (errors.py); pydantic's ValidationError is one.

@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from decimal import Decimal
 from typing import IO, Any, Final, TypeVar
 
 import click
 import pyarrow as pa
+
+from otelcost.arrowjson import Converter, decimals_needed, json_converter, json_float
 
 __all__ = ["FORMATS", "emit", "output_options"]
 
@@ -48,7 +48,6 @@ NULL_TEXT: Final = "NULL"
 MIN_TABLE_DECIMALS: Final = 2
 
 F = TypeVar("F", bound=Callable[..., Any])
-Converter = Callable[[Any], Any]
 
 
 def output_options(fn: F) -> F:
@@ -64,102 +63,13 @@ def output_options(fn: F) -> F:
     )(fn)
 
 
-# -- values -----------------------------------------------------------------------------------------
-
-
-def _float(value: float) -> float | str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def _decimals_needed(value: Decimal) -> int:
-    """Decimal places that ``value`` needs to be shown exactly (``Decimal.normalize`` would round
-    to the context's 28 digits, and DECIMAL(38, 12) has up to 38)."""
-    _, digits, exponent = value.as_tuple()
-    if not isinstance(exponent, int) or exponent >= 0 or not any(digits):
-        return 0
-    places = -exponent
-    for digit in reversed(digits):
-        if digit != 0 or places == 0:
-            break
-        places -= 1
-    return places
-
-
-def _seconds_text(seconds: Decimal) -> str:
-    return format(seconds, f".{_decimals_needed(seconds)}f")
-
-
-def _iso_duration(months: int, days: int, nanoseconds: int) -> str:
-    years, months = divmod(months, 12)
-    date_part = "".join(f"{n}{unit}" for n, unit in ((years, "Y"), (months, "M"), (days, "D")) if n)
-    time_part = ""
-    if nanoseconds:
-        hours, rest = divmod(abs(nanoseconds), 3_600_000_000_000)
-        minutes, rest = divmod(rest, 60_000_000_000)
-        sign = "-" if nanoseconds < 0 else ""
-        pieces = [f"{sign}{hours}H" if hours else "", f"{sign}{minutes}M" if minutes else ""]
-        if rest:
-            pieces.append(f"{sign}{_seconds_text(Decimal(rest).scaleb(-9))}S")
-        time_part = "T" + "".join(pieces)
-    return "P" + (date_part + time_part or "T0S")
-
-
-def _interval(value: Any) -> str:
-    if isinstance(value, timedelta):
-        micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-        return _iso_duration(0, 0, micros * 1_000)
-    return _iso_duration(value.months, value.days, value.nanoseconds)
-
-
-def _json_converter(arrow_type: pa.DataType) -> Converter:
-    """value (from ``to_pylist``) -> a JSON-ready value, decided once per column type."""
-    if pa.types.is_decimal(arrow_type):
-        scale = arrow_type.scale
-        if scale == 0:  # DuckDB's HUGEINT (sum of BIGINT) arrives as DECIMAL(38,0): an exact JSON integer
-            return lambda v: None if v is None else int(v)
-        return lambda v: None if v is None else format(v, f".{scale}f")
-    if pa.types.is_floating(arrow_type):
-        return lambda v: None if v is None else _float(v)
-    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type) or pa.types.is_time(arrow_type):
-        return lambda v: None if v is None else v.isoformat()
-    if pa.types.is_duration(arrow_type) or pa.types.is_interval(arrow_type):
-        return lambda v: None if v is None else _interval(v)
-    if (
-        pa.types.is_binary(arrow_type)
-        or pa.types.is_large_binary(arrow_type)
-        or pa.types.is_fixed_size_binary(arrow_type)
-    ):
-        return lambda v: None if v is None else bytes(v).hex()
-    if pa.types.is_map(arrow_type):
-        key = _json_converter(arrow_type.key_type)
-        item = _json_converter(arrow_type.item_type)
-        return lambda v: None if v is None else {str(key(k)): item(x) for k, x in v}
-    if (
-        pa.types.is_list(arrow_type)
-        or pa.types.is_large_list(arrow_type)
-        or pa.types.is_fixed_size_list(arrow_type)
-    ):
-        element = _json_converter(arrow_type.value_type)
-        return lambda v: None if v is None else [element(x) for x in v]
-    if pa.types.is_struct(arrow_type):
-        fields = [(f.name, _json_converter(f.type)) for f in arrow_type]
-        return lambda v: None if v is None else {name: convert(v.get(name)) for name, convert in fields}
-    if pa.types.is_dictionary(arrow_type):
-        return _json_converter(arrow_type.value_type)
-    return lambda v: v
-
-
 def _text_converter(arrow_type: pa.DataType, null: str) -> Converter:
     """value -> cell text for csv and table: scalars as text, nested values as JSON text."""
-    to_json = _json_converter(arrow_type)
+    to_json = json_converter(arrow_type)
     if pa.types.is_boolean(arrow_type):
         return lambda v: null if v is None else ("true" if v else "false")
     if pa.types.is_floating(arrow_type):
-        return lambda v: null if v is None else str(_float(v))
+        return lambda v: null if v is None else str(json_float(v))
     if pa.types.is_nested(arrow_type):
         return lambda v: null if v is None else json.dumps(to_json(v), ensure_ascii=False)
     return lambda v: null if v is None else str(to_json(v))
@@ -185,7 +95,7 @@ def _batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
 
 def _write_jsonl(table: pa.Table, out: _Echo, *, as_array: bool) -> None:
     names = table.column_names
-    converters = [_json_converter(field.type) for field in table.schema]
+    converters = [json_converter(field.type) for field in table.schema]
     first = True
     if as_array:
         out.write("[")
@@ -222,7 +132,7 @@ def _write_csv(table: pa.Table, out: _Echo) -> None:
 
 def _decimal_cells(values: list[Decimal | None], type_scale: int) -> list[str]:
     """Exact fixed-point text with one number of decimals for the whole column."""
-    needed = max((_decimals_needed(v) for v in values if v is not None), default=0)
+    needed = max((decimals_needed(v) for v in values if v is not None), default=0)
     decimals = min(type_scale, max(needed, MIN_TABLE_DECIMALS))
     return [NULL_TEXT if v is None else format(v, f".{decimals}f") for v in values]
 

@@ -1,55 +1,195 @@
-"""``otelcost report``: ready-made FinOps reports over the lake.
+"""``otelcost report NAME``: the ready-made FinOps reports over the lake.
 
-``otelcost report unattributed`` lists, per service, the calls that lack a required attribution
-dimension, their spend, and which dimensions are missing (``otelcost.reports.unattributed``).
+One subcommand per report of ``otelcost.reports.REPORTS``, all with the same options (period,
+grouping, filters, output format); a few reports read more (``unit-economics --revenue``,
+``chargeback --close``). Every subcommand builds a ``ReportRequest`` and calls ``run_report``,
+the same call ``GET /v1/reports/NAME`` makes, so the CLI and the API cannot disagree.
+
+Formats: ``table`` prints each section under its name; ``json`` prints the document the API
+answers (money as strings); ``csv``/``jsonl`` print one section (the main one, or
+``--section``); ``html`` writes a self-contained page (``--out``, default stdout).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Final
 
 import click
 
 from otelcost.cli.common import config_options, load_cli_config, otelcost_errors
-from otelcost.cli.output import emit, output_options
-from otelcost.reports.unattributed import parse_since, unattributed
+from otelcost.cli.output import emit
+from otelcost.config import report_context
+from otelcost.reports import REPORTS, ReportRequest, ReportResult, run_report
+from otelcost.reports.base import ReportSpec
+from otelcost.reports.html import render_result
 
 __all__ = ["COMMANDS", "report"]
+
+REPORT_FORMATS: Final = ("table", "csv", "json", "jsonl", "html")
 
 
 @click.group()
 def report() -> None:
-    """Ready-made FinOps reports over the lake."""
+    """Ready-made FinOps reports over the lake (docs/reports.md)."""
 
 
-@report.command("unattributed")
-@config_options
-@click.option(
-    "--since",
-    default="30d",
-    show_default=True,
-    help="Calls starting at or after this: a duration ago (7d, 24h) or a date/time (2026-01-31).",
-)
-@output_options
-def unattributed_command(config_path: Path | None, data_dir: Path | None, since: str, fmt: str) -> None:
-    """Spend and calls by service that lack required attribution, and what is missing.
+def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--period", help="2026-11 (month), 2026-Q4, 2026-W45, 2026-11-05 or 2026. Default: this month."
+        ),
+        click.option(
+            "--since", help="Instead of --period: from a date/time (2026-11-01) or a duration ago (30d)."
+        ),
+        click.option("--until", help="With --since: up to this date/time (exclusive). Default: now."),
+        click.option("--by", "by", help="Group by these dimensions, comma-separated (team,feature)."),
+        click.option(
+            "--filter",
+            "filters",
+            multiple=True,
+            metavar="DIM=VALUE",
+            help="Only calls whose dimension has this value; repeatable.",
+        ),
+        click.option(
+            "--top",
+            type=click.IntRange(1, 10_000),
+            default=10,
+            show_default=True,
+            help="Rows of top-N lists.",
+        ),
+        click.option(
+            "-f",
+            "--format",
+            "fmt",
+            type=click.Choice(REPORT_FORMATS),
+            default="table",
+            show_default=True,
+            help="table (every section), json (the API's document), csv/jsonl (one section), html (a page).",
+        ),
+        click.option("--section", help="The section csv/jsonl print (default: the first)."),
+        click.option(
+            "-o",
+            "--out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write to this file instead of stdout.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return config_options(fn)
 
-    A call is incomplete when a dimension listed in attribution.required has no value
-    (docs/attribution.md). One row per service with incomplete calls, most incomplete spend first:
-    incomplete calls of all calls, incomplete cost of all cost (exact USD), and the missing
-    dimensions with how many calls miss each.
-    """
-    config = load_cli_config(config_path, data_dir)
-    try:
-        start = parse_since(since)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
-    with otelcost_errors():
-        table = unattributed(config.lake_dir, since=start)
-    if table.num_rows == 0 and fmt == "table":
-        click.echo(f"No incomplete calls since {start.isoformat()}.")
+
+def _unit_economics_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--max-cost-share",
+        default=None,
+        help="Flag tenants whose AI cost passes this share of their revenue (default 0.3).",
+    )(fn)
+    fn = click.option(
+        "--outcomes",
+        "outcomes_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="CSV of feature, day, outcomes: cost per business outcome.",
+    )(fn)
+    fn = click.option(
+        "--revenue",
+        "revenue_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="CSV of tenant_id, period (2026-11), revenue_usd: gross margin per tenant.",
+    )(fn)
+    return fn
+
+
+EXTRA_OPTIONS: Final[dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]] = {
+    "unit-economics": _unit_economics_options,
+}
+"""Options only some reports read; each becomes a field of ReportRequest of the same name."""
+
+
+def _write(result: ReportResult, fmt: str, section: str | None, out: Path | None) -> None:
+    if fmt == "html":
+        text = render_html(result)
+        if out is None:
+            click.echo(text, nl=False)
+        else:
+            out.write_text(text, encoding="utf-8")
+            click.echo(f"wrote {out}", err=True)
         return
-    emit(table, fmt)
+    with click.open_file(str(out) if out else "-", "w", encoding="utf-8") as stream:
+        if fmt == "json":
+            import json  # noqa: PLC0415 - only this format needs it
 
+            stream.write(json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n")
+        elif fmt in ("csv", "jsonl"):
+            name = section or next(iter(result.sections))
+            if name not in result.sections:
+                raise click.BadParameter(
+                    f"no section {name!r}; this report has: {', '.join(result.sections)}",
+                    param_hint="--section",
+                )
+            emit(result.sections[name], fmt, file=stream)
+        else:
+            for index, (name, table) in enumerate(result.sections.items()):
+                if len(result.sections) > 1:
+                    stream.write(("\n" if index else "") + f"== {name} ==\n")
+                if table.num_rows == 0:
+                    stream.write("(no rows)\n")
+                else:
+                    emit(table, "table", file=stream)
+    if fmt == "table":
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+
+
+def render_html(result: ReportResult) -> str:
+    """The report's own page when it has one (monthly), else the generic page of tables."""
+    renderer = getattr(REPORTS[result.name], "html", None)
+    return renderer(result) if renderer is not None else render_result(result)
+
+
+def _make_command(spec: ReportSpec) -> click.Command:
+    def command(
+        config_path: Path | None,
+        data_dir: Path | None,
+        fmt: str,
+        section: str | None,
+        out: Path | None,
+        **options: Any,
+    ) -> None:
+        config = load_cli_config(config_path, data_dir)
+        fields = {key: value for key, value in options.items() if value is not None and value != ()}
+        try:
+            request = ReportRequest(**fields)
+        except ValueError as exc:
+            raise click.UsageError(_first_problem(exc)) from None
+        with otelcost_errors():
+            try:
+                result = run_report(spec.name, report_context(config), request)
+            except ValueError as exc:
+                raise click.UsageError(str(exc)) from None
+        _write(result, fmt, section, out)
+
+    command.__doc__ = spec.summary
+    decorated = _common_options(command)
+    extra = EXTRA_OPTIONS.get(spec.name)
+    if extra is not None:
+        decorated = extra(decorated)
+    return click.command(spec.name, help=spec.summary)(decorated)
+
+
+def _first_problem(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        problems = errors()
+        if problems:
+            where = ".".join(str(p) for p in problems[0]["loc"])
+            return f"{where}: {problems[0]['msg'].removeprefix('Value error, ')}"
+    return str(exc)
+
+
+for _spec in REPORTS.values():
+    report.add_command(_make_command(_spec))
 
 COMMANDS: list[click.Command] = [report]

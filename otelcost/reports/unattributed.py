@@ -4,50 +4,29 @@ A call missing a required dimension is stored with ``attribution_status = 'incom
 missing dimensions in ``missing_dimensions`` (docs/attribution.md). This report groups those calls
 by service: how many, how much they cost, out of how many calls and how much spend in all, and
 which dimensions are missing how often. It is plain DuckDB SQL over the lake's ``llm_calls`` view,
-so it runs the same through ``otelcost report unattributed`` and ``otelcost sql``.
+so it runs the same through ``otelcost report unattributed`` and ``otelcost sql``. Calls from
+``$since`` to ``$until`` (exclusive).
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
 
 from otelcost.lake.query import run_query
+from otelcost.reports.base import ReportContext, ReportRequest, ReportResult, register
 
-__all__ = ["SQL", "parse_since", "unattributed"]
-
-_AGO_RE: Final = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
-_AGO_UNITS: Final = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_since(value: str, *, now: datetime | None = None) -> datetime:
-    """``7d`` / ``24h`` / ``30m`` / ``2w`` ago, or an ISO date or timestamp (UTC if no zone).
-
-    Raises ValueError naming the accepted forms.
-    """
-    match = _AGO_RE.match(value)
-    if match:
-        now = now or datetime.now(UTC)
-        return now - timedelta(**{_AGO_UNITS[match[2]]: int(match[1])})
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"expected a duration such as 7d or 24h, or a date such as 2026-01-31, got {value!r}"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
+__all__ = ["SQL", "unattributed", "unattributed_report"]
 
 SQL: Final = """
 WITH calls AS (
     SELECT coalesce(service, '(no service.name)') AS service,
            cost_usd, attribution_status, missing_dimensions
     FROM llm_calls
-    WHERE ts >= $since
+    WHERE ts >= $since AND ts < $until
 ),
 by_service AS (
     SELECT service,
@@ -89,6 +68,23 @@ ORDER BY s.incomplete_cost_usd DESC, s.incomplete_calls DESC, s.service
 ``tenant_id (12), team (3)`` (calls missing each required dimension, most frequent first)."""
 
 
-def unattributed(lake_dir: Path, *, since: datetime, timeout: float | None = None) -> pa.Table:
+def unattributed(
+    lake_dir: Path, *, since: datetime, until: datetime | None = None, timeout: float | None = None
+) -> pa.Table:
     """Run :data:`SQL` over the lake in ``lake_dir``; raises ``LakeError`` (from the lake module)."""
-    return run_query(lake_dir, SQL, {"since": since}, timeout=timeout)
+    params = {"since": since, "until": until or datetime.max.replace(tzinfo=UTC)}
+    return run_query(lake_dir, SQL, params, timeout=timeout)
+
+
+@register("unattributed", "Spend and calls by service that lack required attribution, and what is missing.")
+def unattributed_report(context: ReportContext, request: ReportRequest) -> ReportResult:
+    """The unattributed report of ``request``'s period (section ``services``).
+
+    A call is incomplete when a dimension listed in attribution.required has no value
+    (docs/attribution.md). One row per service with incomplete calls, most incomplete spend first.
+    """
+    period = request.resolved_period(context.now()).cut(context.now())
+    table = run_query(
+        context.lake_dir, SQL, {"since": period.start, "until": period.end}, timeout=context.timeout
+    )
+    return ReportResult("unattributed", period, {"services": table})

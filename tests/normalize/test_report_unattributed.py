@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from otelcost.lake.layout import FILE_SUFFIX, table_dir
 from otelcost.normalize import AttributionConfig, Normalizer
-from otelcost.reports.unattributed import parse_since, unattributed
+from otelcost.reports.period import parse_since
+from otelcost.reports.unattributed import unattributed
 from otelcost.schema import MONEY_TYPE, PRICING_COLUMN_NAMES, RECORD_SCHEMA
 from tests.normalize.otlp_builders import NOW_NS, SpanSpec, merge, request
 
@@ -109,7 +110,9 @@ def test_command_over_the_lake(tmp_path: Path) -> None:
     args = ["unattributed", "--data-dir", str(tmp_path / "data"), "--since", "2020-01-01"]
     result = runner.invoke(report, [*args, "--format", "json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    document = json.loads(result.output)
+    assert document["report"] == "unattributed"
+    rows = document["sections"]["services"]
     assert [(r["service"], r["incomplete_calls"], r["missing"]) for r in rows] == [
         ("checkout", 2, "tenant_id (2), team (1)"),
         ("(no service.name)", 1, "team (1), tenant_id (1)"),

@@ -1,0 +1,177 @@
+"""What every report takes and gives: one request model, one result, one registry.
+
+The three ways to run a report (``otelcost report NAME``, ``GET /v1/reports/NAME``, and
+:func:`otelcost.reports.run_report` in Python) all build a :class:`ReportRequest`, call the same
+function from :data:`REPORTS` and get a :class:`ReportResult`: named sections, each an Arrow
+table whose money columns are DECIMAL(38, 12). Only the printing differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from otelcost.arrowjson import json_rows
+from otelcost.budgets.config import BudgetConfig
+from otelcost.errors import UnknownReportError
+from otelcost.lake.query import run_query
+from otelcost.pricing.config import PricingConfig
+from otelcost.reports.config import ReportsConfig
+from otelcost.reports.dimensions import parse_dimensions
+from otelcost.reports.period import Period, resolve_period
+
+__all__ = [
+    "REPORTS",
+    "Report",
+    "ReportContext",
+    "ReportRequest",
+    "ReportResult",
+    "UnknownReportError",
+    "register",
+    "run_report",
+]
+
+DEFAULT_TIMEOUT_S: Final = 120.0
+
+
+class ReportRequest(BaseModel):
+    """The options of one report run; every surface builds one of these.
+
+    ``period`` or ``since``/``until`` choose the period (default: the current month, cut at
+    now); ``by`` the dimensions rows are grouped by; ``filters`` keep the calls whose dimension
+    has the value; the rest are read only by the reports they name.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period: str | None = None
+    since: str | None = None
+    until: str | None = None
+    by: tuple[str, ...] = ()
+    filters: tuple[tuple[str, str], ...] = ()
+    top: int = Field(10, ge=1, le=10_000, description="Rows of a top-N tail.")
+    revenue_file: Path | None = Field(
+        None, description="unit-economics: CSV of tenant_id, period, revenue_usd."
+    )
+    outcomes_file: Path | None = Field(None, description="unit-economics: CSV of feature, day, outcomes.")
+    max_cost_share: Decimal = Field(
+        Decimal("0.3"),
+        gt=0,
+        description="unit-economics: flag tenants whose AI cost passes this share of revenue.",
+    )
+
+    @field_validator("by", mode="before")
+    @classmethod
+    def _parse_by(cls, value: object) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str | list | tuple):
+            return parse_dimensions(value)
+        raise ValueError("expected dimension names")
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _parse_filters(cls, value: object) -> tuple[tuple[str, str], ...]:
+        if value is None:
+            return ()
+        items: Iterable[object] = value.items() if isinstance(value, Mapping) else value  # type: ignore[assignment]
+        out: list[tuple[str, str]] = []
+        for item in items:
+            if isinstance(item, str):
+                name, sep, text = item.partition("=")
+                if not sep:
+                    raise ValueError(f"expected DIMENSION=VALUE, got {item!r}")
+            elif isinstance(item, tuple | list) and len(item) == 2:
+                name, text = str(item[0]), str(item[1])
+            else:
+                raise ValueError(f"expected DIMENSION=VALUE, got {item!r}")
+            (canonical,) = parse_dimensions(name)
+            out.append((canonical, text))
+        return tuple(out)
+
+    def resolved_period(self, now: datetime) -> Period:
+        return resolve_period(self.period, self.since, self.until, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportContext:
+    """What a report may read besides its request: the lake, the configuration, the clock."""
+
+    lake_dir: Path
+    config: ReportsConfig = field(default_factory=ReportsConfig)
+    budgets: Sequence[BudgetConfig] = ()
+    pricing: PricingConfig | None = None
+    statements_dir: Path | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    timeout: float | None = DEFAULT_TIMEOUT_S
+
+    def query(self, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
+        """Run ``sql`` over the lake's views (``llm_calls`` ...) with bound ``params``."""
+        return run_query(self.lake_dir, sql, params, timeout=self.timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportResult:
+    """A report's answer: named sections (the first is the main one), and notes for the reader."""
+
+    name: str
+    period: Period
+    sections: dict[str, pa.Table]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def table(self) -> pa.Table:
+        """The main section."""
+        return next(iter(self.sections.values()))
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document of ``-f json`` and of the API: money as strings (otelcost.arrowjson)."""
+        return {
+            "report": self.name,
+            "period": {
+                "label": self.period.label,
+                "start": self.period.start.isoformat(),
+                "end": self.period.end.isoformat(),
+            },
+            "sections": {name: json_rows(table) for name, table in self.sections.items()},
+            "notes": list(self.notes),
+        }
+
+
+Report = Callable[[ReportContext, ReportRequest], ReportResult]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSpec:
+    name: str
+    summary: str
+    run: Report
+
+
+REPORTS: dict[str, ReportSpec] = {}
+"""Report name -> its spec, in the order they were registered (``otelcost report --help``)."""
+
+
+def register(name: str, summary: str) -> Callable[[Report], Report]:
+    """Decorator: make ``fn`` the report ``name``."""
+
+    def decorate(fn: Report) -> Report:
+        REPORTS[name] = ReportSpec(name, summary, fn)
+        return fn
+
+    return decorate
+
+
+def run_report(name: str, context: ReportContext, request: ReportRequest | None = None) -> ReportResult:
+    """Run the report ``name``; UnknownReportError names the reports there are."""
+    spec = REPORTS.get(name)
+    if spec is None:
+        raise UnknownReportError(f"no report named {name!r}; the reports are: {', '.join(REPORTS)}")
+    return spec.run(context, request or ReportRequest())
