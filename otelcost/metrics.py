@@ -20,11 +20,13 @@ from otelcost.jobs.compact import Compactor
 from otelcost.lake.writer import LakeWriter
 from otelcost.normalize import NormalizerCounters
 from otelcost.receiver.stats import ReceiverStats
+from otelcost.reports.anomalies.streaming import StreamingCounters
 from otelcost.settle import SettleCounters
 from otelcost.spool import Spool
 
 __all__ = [
     "CONTENT_TYPE",
+    "AnomaliesCollector",
     "CompactionCollector",
     "EvaluatorCollector",
     "NormalizerCollector",
@@ -366,6 +368,64 @@ class EvaluatorCollector(Collector):
                 yield _counter(metric, f"Budget evaluator: {name.replace('_', ' ')}.", value)
             else:
                 yield GaugeMetricFamily(metric, f"Budget evaluator: {name.replace('_', ' ')}.", value=value)
+
+
+class AnomaliesCollector(Collector):
+    """The live anomaly detectors of serve (otelcost/reports/anomalies/streaming.py)."""
+
+    def __init__(self, counters: Callable[[], StreamingCounters]) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._counters()
+        yield _labelled_counter(
+            "otelcost_anomalies_raised", "Live anomalies alerted, by kind.", "kind", c.raised
+        )
+        yield _labelled_counter(
+            "otelcost_anomalies_suppressed",
+            "Live anomalies not alerted: their calls belong to an incident alerted within the cooldown.",
+            "kind",
+            c.suppressed,
+        )
+        yield _counter("otelcost_anomalies_calls_seen", "Calls the live detectors were handed.", c.calls_seen)
+        yield _labelled_counter(
+            "otelcost_anomalies_calls_ignored",
+            "Calls the live detectors did not count: stale (older than the baseline), duplicate.",
+            "reason",
+            c.calls_ignored,
+        )
+        yield _labelled_counter(
+            "otelcost_anomalies_evicted",
+            "Traces, sessions, scopes and workflow norms forgotten early: stream_max_keys was reached.",
+            "what",
+            c.evicted,
+        )
+        tracked = GaugeMetricFamily(
+            "otelcost_anomalies_tracked",
+            "Traces, sessions, scopes and workflow norms the live detectors remember.",
+            labels=["what"],
+        )
+        for what, count in sorted(c.tracked.items()):
+            tracked.add_metric([what], count)
+        yield tracked
+        yield _counter(
+            "otelcost_anomalies_consume_errors",
+            "Batches the live detectors failed on (logged).",
+            c.consume_errors,
+        )
+        yield _counter("otelcost_anomalies_seconds", "Time spent in the live detectors.", c.seconds)
+        yield _counter("otelcost_anomalies_alerts_delivered", "Anomaly alerts delivered.", c.alerts_delivered)
+        yield _counter(
+            "otelcost_anomalies_alerts_failed", "Anomaly alerts given up after retries.", c.alerts_failed
+        )
+        yield _counter(
+            "otelcost_anomalies_alerts_dropped", "Anomaly alerts dropped (queue full).", c.alerts_dropped
+        )
+        yield GaugeMetricFamily(
+            "otelcost_anomalies_alerts_pending",
+            "Anomaly alerts waiting for delivery.",
+            value=c.alerts_pending,
+        )
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:

@@ -1,8 +1,9 @@
 """The otelcost process at run time: its event loop, the start order, signals, an orderly stop.
 
-:class:`Server` assembles the process (the pipeline of ``otelcost/pipeline.py``, the OTLP
-receivers or the receiver worker pool, lake compaction, the metrics registry) and starts and
-stops it on one asyncio event loop, which hosts the API listener (``otelcost/api/``) and either
+:class:`Server` assembles the process (the pipeline of ``otelcost/pipeline.py``, with the live
+anomaly detectors of ``reports/anomalies/streaming.py`` as one of its sinks, the OTLP receivers
+or the receiver worker pool, lake compaction, the metrics registry) and starts and stops it on
+one asyncio event loop, which hosts the API listener (``otelcost/api/``) and either
 both OTLP receivers or the links to the receiver workers (``receiver.workers``):
 
 * start: the API listener first (unless ``api.enabled`` is off), where only ``/healthz``,
@@ -35,13 +36,14 @@ from prometheus_client.registry import Collector
 from otelcost import metrics
 from otelcost.api import build_api_app
 from otelcost.api.health import Readiness
-from otelcost.config import Config
+from otelcost.config import Config, report_context
 from otelcost.configtypes import parse_listen
 from otelcost.errors import ConfigError, OtelcostError
 from otelcost.jobs.compact import Compactor
 from otelcost.pipeline import Pipeline
 from otelcost.receiver.grpc import GrpcReceiver
 from otelcost.receiver.http import HttpReceiver
+from otelcost.reports.anomalies.streaming import LiveAnomalies
 from otelcost.workers import WorkerPool
 
 __all__ = ["BackgroundServer", "Server", "check_data_dir"]
@@ -66,7 +68,19 @@ class Server:
 
     def __init__(self, config: Config, *, pipeline: Pipeline | None = None) -> None:
         self.config = config
-        self.pipeline = pipeline or Pipeline(config)
+        # The live anomaly detectors are a sink of the pipeline built here (a pipeline handed in
+        # brings its own sinks).
+        self.anomalies = (
+            LiveAnomalies.for_serve(
+                config.reports.anomalies,
+                alerts=config.budgeting.alerts,
+                data_dir=config.data_dir,
+                lake_dir=config.lake_dir,
+            )
+            if pipeline is None and config.reports.anomalies.streaming
+            else None
+        )
+        self.pipeline = pipeline or Pipeline(config, extra_sinks=(self.anomalies,) if self.anomalies else ())
         in_process = config.receiver.workers == 0
         self.grpc = (
             GrpcReceiver(config=config.receiver.grpc, intake=self.pipeline)
@@ -91,6 +105,7 @@ class Server:
             *self._intake_collectors(),
             metrics.EvaluatorCollector(self.pipeline.evaluator.counters),
             metrics.SettleCollector(self.pipeline.settler.counters_snapshot),
+            *([metrics.AnomaliesCollector(self.anomalies.counters)] if self.anomalies is not None else []),
             *(
                 [metrics.SpoolCollector(self.pipeline.spool, lambda: self.pipeline.replayed)]
                 if self.pipeline.spool is not None
@@ -183,7 +198,12 @@ class Server:
 
     async def _start_api(self) -> None:
         host, port = parse_listen(self.config.api.listen)
-        app = build_api_app(evaluator=self.pipeline.evaluator, config=self.config.api, process=self)
+        app = build_api_app(
+            evaluator=self.pipeline.evaluator,
+            config=self.config.api,
+            process=self,
+            reports=report_context(self.config),
+        )
         self._api_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._api_runner.setup()
         self._api_site = web.TCPSite(self._api_runner, host, port, reuse_address=True)

@@ -20,9 +20,10 @@ import click
 
 from otelcost.cli.common import config_options, load_cli_config, otelcost_errors
 from otelcost.cli.output import emit
-from otelcost.config import report_context
+from otelcost.config import Config, report_context
 from otelcost.reports import REPORTS, ReportRequest, ReportResult, run_report
 from otelcost.reports.base import ReportSpec
+from otelcost.reports.chargeback import close_statement
 from otelcost.reports.html import render_result
 
 __all__ = ["COMMANDS", "report"]
@@ -102,8 +103,49 @@ def _unit_economics_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _chargeback_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--close",
+        metavar="PERIOD",
+        help="Close a finished period (2026-11): write its statement, or its next version if the "
+        "numbers changed since the last close.",
+    )(fn)
+
+
+def _close_period(config: Config, period: str, fmt: str, options: dict[str, Any]) -> None:
+    given = [name for name in ("since", "until", "by", "filters") if options.get(name) not in (None, ())]
+    if given or options.get("period") not in (None, period):
+        raise click.UsageError("--close names the period; give no other --period, --since, --until, --by")
+    with otelcost_errors():
+        info = close_statement(report_context(config), period)
+    if fmt == "json":
+        import json  # noqa: PLC0415 - only this format needs it
+
+        document = {
+            "period": info.period,
+            "version": info.version,
+            "written": info.written,
+            "path": str(info.path),
+            "created_at": info.created_at.isoformat(),
+            "charged_usd": format(info.charged_usd, "f"),
+            "previous_version": info.previous_version,
+            "diff": str(info.diff_path) if info.diff_path else None,
+        }
+        click.echo(json.dumps(document, indent=2))
+    elif info.written:
+        diff = f"; changes against v{info.previous_version} in {info.diff_path}" if info.diff_path else ""
+        charged = format(info.charged_usd, "f")
+        click.echo(f"closed {info.period} as v{info.version}: {info.path} (charged {charged} USD){diff}")
+    else:
+        click.echo(
+            f"{info.period} is unchanged: statement v{info.version} at {info.path} still equals the "
+            "live numbers; nothing written"
+        )
+
+
 EXTRA_OPTIONS: Final[dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]] = {
     "unit-economics": _unit_economics_options,
+    "chargeback": _chargeback_options,
 }
 """Options only some reports read; each becomes a field of ReportRequest of the same name."""
 
@@ -145,7 +187,7 @@ def _write(result: ReportResult, fmt: str, section: str | None, out: Path | None
 
 def render_html(result: ReportResult) -> str:
     """The report's own page when it has one (monthly), else the generic page of tables."""
-    renderer = getattr(REPORTS[result.name], "html", None)
+    renderer = REPORTS[result.name].html
     return renderer(result) if renderer is not None else render_result(result)
 
 
@@ -159,6 +201,10 @@ def _make_command(spec: ReportSpec) -> click.Command:
         **options: Any,
     ) -> None:
         config = load_cli_config(config_path, data_dir)
+        close = options.pop("close", None)  # an action, not a ReportRequest field
+        if close is not None:
+            _close_period(config, close, fmt, options)
+            return
         fields = {key: value for key, value in options.items() if value is not None and value != ()}
         try:
             request = ReportRequest(**fields)

@@ -13,7 +13,17 @@
 docs/reports.md describes every report and the SQL it runs.
 """
 
-from otelcost.reports import showback, unattributed  # noqa: F401  (each module registers its report)
+# Each module registers its report when imported.
+from otelcost.reports import (  # noqa: F401
+    anomalies,
+    chargeback,
+    forecast,
+    monthly,
+    optimize,
+    showback,
+    unattributed,
+    unit_economics,
+)
 from otelcost.reports.base import REPORTS, ReportContext, ReportRequest, ReportResult, run_report
 from otelcost.reports.period import Period, parse_period, resolve_period
 

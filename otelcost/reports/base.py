@@ -153,17 +153,21 @@ class ReportSpec:
     name: str
     summary: str
     run: Report
+    html: Callable[[ReportResult], str] | None = None
+    """The report's own page for ``--format html`` (monthly); None: the generic page of tables."""
 
 
 REPORTS: dict[str, ReportSpec] = {}
 """Report name -> its spec, in the order they were registered (``otelcost report --help``)."""
 
 
-def register(name: str, summary: str) -> Callable[[Report], Report]:
-    """Decorator: make ``fn`` the report ``name``."""
+def register(
+    name: str, summary: str, *, html: Callable[[ReportResult], str] | None = None
+) -> Callable[[Report], Report]:
+    """Decorator: make ``fn`` the report ``name`` (``html``: its own page, else a page of tables)."""
 
     def decorate(fn: Report) -> Report:
-        REPORTS[name] = ReportSpec(name, summary, fn)
+        REPORTS[name] = ReportSpec(name, summary, fn, html)
         return fn
 
     return decorate

@@ -3,12 +3,17 @@
 :func:`render_result` turns any :class:`~otelcost.reports.base.ReportResult` into a page of
 tables (``otelcost report NAME --format html``). Money is printed exactly, as the text formats
 do (at least two decimals, as many as the value needs). The monthly report composes its own page
-with charts from the pieces here (``otelcost/reports/monthly.py``).
+with charts from the pieces here (``otelcost/reports/monthly.py``, ``otelcost/reports/svg.py``).
+
+Every page carries a Content-Security-Policy that allows nothing but its own inline style: a
+page that tried to load a script, a font or an image from anywhere would be refused by the
+browser (and say so in its console), so "works offline" is enforced, not hoped for.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Final
 
@@ -17,7 +22,18 @@ import pyarrow as pa
 from otelcost.arrowjson import decimals_needed, json_converter
 from otelcost.reports.base import ReportResult
 
-__all__ = ["STYLE", "money_text", "page", "render_result", "table_html"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "STYLE",
+    "money_text",
+    "page",
+    "percent_text",
+    "render_result",
+    "table_html",
+]
+
+CONTENT_SECURITY_POLICY: Final = "default-src 'none'; style-src 'unsafe-inline'"
+"""Nothing may load; only the page's own <style> applies (the pages have no script)."""
 
 STYLE: Final = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d232a;
@@ -30,6 +46,14 @@ td.num, th.num { text-align: right; }
 th { background: #f4f6f8; font-weight: 600; }
 .note { color: #5b6570; font-size: .9rem; }
 svg text { font: 12px system-ui, sans-serif; fill: #1d232a; }
+svg.chart { display: block; max-width: 100%; height: auto; margin: .5rem 0; }
+svg .bar { fill: #3a6ea5; } svg .bar.up { fill: #c0392b; } svg .bar.down { fill: #2e8b57; }
+svg .axis { stroke: #8a949e; stroke-width: 1; }
+table.wrap-last td:not(:last-child) { white-space: nowrap; }
+.figures { display: flex; flex-wrap: wrap; gap: 1rem; margin: 1rem 0; padding: 0; }
+.figures div { border: 1px solid #e3e7eb; border-radius: 6px; padding: .6rem .9rem; min-width: 11rem; }
+.figures dt { color: #5b6570; font-size: .85rem; } .figures dd { margin: 0; font-size: 1.25rem;
+  font-weight: 600; font-variant-numeric: tabular-nums; }
 """
 
 
@@ -40,9 +64,16 @@ def money_text(value: Decimal | None) -> str:
     return format(value, f".{max(2, decimals_needed(value))}f")
 
 
-def _cell(value: object, arrow_type: pa.DataType) -> tuple[str, bool]:
+def percent_text(share: float | None) -> str:
+    """A share (0.253) as ``25.3%``; empty when unknown."""
+    return "" if share is None else f"{share * 100:.1f}%"
+
+
+def _cell(value: object, arrow_type: pa.DataType, *, percent: bool = False) -> tuple[str, bool]:
     if value is None:
         return "", False
+    if percent and isinstance(value, float | int | Decimal):
+        return percent_text(float(value)), True
     if pa.types.is_decimal(arrow_type):
         return (money_text(value) if arrow_type.scale else str(value)), True  # type: ignore[arg-type]
     if pa.types.is_floating(arrow_type):
@@ -53,8 +84,11 @@ def _cell(value: object, arrow_type: pa.DataType) -> tuple[str, bool]:
     return str(converted), False
 
 
-def table_html(table: pa.Table, *, caption: str | None = None) -> str:
-    """One ``<table>`` of every row of ``table``; numbers right-aligned."""
+def table_html(
+    table: pa.Table, *, caption: str | None = None, percent: Collection[str] = (), css: str | None = None
+) -> str:
+    """One ``<table>`` of every row of ``table``; numbers right-aligned, ``percent`` columns
+    (shares such as 0.25) as ``25.0%``."""
     numeric = [
         pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_decimal(f.type)
         for f in table.schema
@@ -68,18 +102,23 @@ def table_html(table: pa.Table, *, caption: str | None = None) -> str:
     for row in zip(*columns, strict=True):
         cells = []
         for value, field in zip(row, table.schema, strict=True):
-            text, is_number = _cell(value, field.type)
+            text, is_number = _cell(value, field.type, percent=field.name in percent)
             css = ' class="num"' if is_number else ""
             cells.append(f"<td{css}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     caption_html = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{caption_html}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    css_html = f' class="{html.escape(css)}"' if css else ""
+    return (
+        f"<table{css_html}>{caption_html}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def page(title: str, subtitle: str, body: str) -> str:
     """A complete HTML document with the shared style."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
         f'<h1>{html.escape(title)}</h1><p class="meta">{html.escape(subtitle)}</p>{body}</body></html>\n'
     )
