@@ -12,6 +12,7 @@ answers (money as strings); ``csv``/``jsonl`` print one section (the main one, o
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -119,8 +120,6 @@ def _close_period(config: Config, period: str, fmt: str, options: dict[str, Any]
     with otelcost_errors():
         info = close_statement(report_context(config), period)
     if fmt == "json":
-        import json  # noqa: PLC0415 - only this format needs it
-
         document = {
             "period": info.period,
             "version": info.version,
@@ -161,8 +160,6 @@ def _write(result: ReportResult, fmt: str, section: str | None, out: Path | None
         return
     with click.open_file(str(out) if out else "-", "w", encoding="utf-8") as stream:
         if fmt == "json":
-            import json  # noqa: PLC0415 - only this format needs it
-
             stream.write(json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n")
         elif fmt in ("csv", "jsonl"):
             name = section or next(iter(result.sections))

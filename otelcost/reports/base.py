@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from otelcost.arrowjson import json_rows
 from otelcost.budgets.config import BudgetConfig
-from otelcost.errors import UnknownReportError
+from otelcost.errors import ReportError, UnknownReportError
 from otelcost.lake.query import run_query
 from otelcost.pricing.config import PricingConfig
 from otelcost.reports.config import ReportsConfig
@@ -66,6 +66,24 @@ class ReportRequest(BaseModel):
         gt=0,
         description="unit-economics: flag tenants whose AI cost passes this share of revenue.",
     )
+
+    sections: tuple[str, ...] = Field(
+        (),
+        description="Only these sections; empty: all. A report may skip the work of the others "
+        "(unit-economics does); unknown names are an error.",
+    )
+
+    @field_validator("sections", mode="before")
+    @classmethod
+    def _parse_sections(cls, value: object) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        parts = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        return tuple(dict.fromkeys(str(part).strip() for part in parts if str(part).strip()))
+
+    def wants(self, section: str) -> bool:
+        """Whether the caller asked for ``section`` (every section when none was named)."""
+        return not self.sections or section in self.sections
 
     @field_validator("by", mode="before")
     @classmethod
@@ -174,8 +192,22 @@ def register(
 
 
 def run_report(name: str, context: ReportContext, request: ReportRequest | None = None) -> ReportResult:
-    """Run the report ``name``; UnknownReportError names the reports there are."""
+    """Run the report ``name``; UnknownReportError names the reports there are.
+
+    With ``request.sections`` the result holds only those sections; a name the report does not
+    have is a ReportError naming the ones it has.
+    """
     spec = REPORTS.get(name)
     if spec is None:
         raise UnknownReportError(f"no report named {name!r}; the reports are: {', '.join(REPORTS)}")
-    return spec.run(context, request or ReportRequest())
+    request = request or ReportRequest()
+    result = spec.run(context, request)
+    if not request.sections:
+        return result
+    unknown = [section for section in request.sections if section not in result.sections]
+    if unknown:
+        raise ReportError(
+            f"{name} has no section {unknown[0]!r}; its sections are: {', '.join(result.sections)}"
+        )
+    kept = {section: result.sections[section] for section in request.sections}
+    return ReportResult(result.name, result.period, kept, result.notes)

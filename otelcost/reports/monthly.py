@@ -179,9 +179,12 @@ def _run_composed(
     if report not in REPORTS:
         notes.append(f"the {report} report is not installed: its sections are left out")
         return None
-    by = COMPOSED_BY.get(report)
+    update: dict[str, object] = {"sections": tuple(s for _, r, s in COMPOSED if r == report)}
+    if report in COMPOSED_BY:
+        update["by"] = COMPOSED_BY[report]
     try:
-        result = run_report(report, context, request.model_copy(update={"by": by}) if by else request)
+        # Only the sections the page shows: a report may skip the work of the others.
+        result = run_report(report, context, request.model_copy(update=update))
     except ReportError as exc:  # a month the report cannot cover (the forecast of a future month)
         notes.append(f"{report}: {exc}")
         return None

@@ -22,27 +22,23 @@ from otelcost.reports.base import ReportContext, ReportRequest, ReportResult, re
 __all__ = ["SQL", "unattributed", "unattributed_report"]
 
 SQL: Final = """
-WITH calls AS (
+WITH by_service AS (
     SELECT coalesce(service, '(no service.name)') AS service,
-           cost_usd, attribution_status, missing_dimensions
-    FROM llm_calls
-    WHERE ts >= $since AND ts < $until
-),
-by_service AS (
-    SELECT service,
            count(*) AS calls,
            sum(cost_usd) AS cost_usd,
            count(*) FILTER (WHERE attribution_status = 'incomplete') AS incomplete_calls,
            coalesce(sum(cost_usd) FILTER (WHERE attribution_status = 'incomplete'), 0) AS incomplete_cost_usd
-    FROM calls
-    GROUP BY service
+    FROM llm_calls
+    WHERE date BETWEEN $since::DATE AND $until::DATE AND ts >= $since AND ts < $until
+    GROUP BY 1
 ),
 by_dimension AS (
     SELECT service, dimension, count(*) AS n
     FROM (
-        SELECT service, unnest(missing_dimensions) AS dimension
-        FROM calls
-        WHERE attribution_status = 'incomplete'
+        SELECT coalesce(service, '(no service.name)') AS service, unnest(missing_dimensions) AS dimension
+        FROM llm_calls
+        WHERE date BETWEEN $since::DATE AND $until::DATE AND ts >= $since AND ts < $until
+          AND attribution_status = 'incomplete'
     )
     GROUP BY service, dimension
 ),

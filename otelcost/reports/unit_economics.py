@@ -35,6 +35,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Final
 
+import duckdb
 import pyarrow as pa
 
 from otelcost.errors import ReportError
@@ -52,7 +53,8 @@ UNITS: Final = (("user", "user_id"), ("session", "session_id"), ("run", "trace_i
 _QUANTUM: Final = Decimal("0.000000000001")
 
 
-def _units_sql(cost: str, where: str) -> str:
+def units_sql(cost: str, where: str) -> str:
+    """One row per active unit (user, session, run, tenant): its calls, cost and workflow."""
     parts = [
         f"SELECT '{unit}' AS unit, {column} AS id, count(*) AS calls, sum({cost}) AS cost, "
         "any_value(workflow) AS workflow "
@@ -61,17 +63,17 @@ def _units_sql(cost: str, where: str) -> str:
     ]
     return f"""
 WITH calls AS (
-    SELECT user_id, session_id, trace_id, tenant_id, workflow, {cost} AS {cost}
+    SELECT user_id, session_id, trace_id, tenant_id, workflow, {cost}
     FROM llm_calls WHERE {where}
-),
-units AS ({" UNION ALL ".join(parts)})
+)
+{" UNION ALL ".join(parts)}
 """
 
 
-def distribution_sql(cost: str, where: str) -> str:
-    return (
-        _units_sql(cost, where)
-        + f"""
+# The three queries below run over the ``units`` rows above (fetched once, queried in memory):
+# the per-unit grouping is the expensive part, so it is done once for all three sections.
+
+DISTRIBUTION_SQL: Final = f"""
 SELECT unit,
        count(*) AS units,
        sum(calls) AS calls,
@@ -85,30 +87,21 @@ FROM units
 GROUP BY unit
 ORDER BY array_position(['user', 'session', 'run', 'tenant'], unit)
 """
-    )
 
-
-def top_sql(cost: str, where: str) -> str:
-    return (
-        _units_sql(cost, where)
-        + """
-SELECT unit, id, calls, cost AS cost_usd, workflow,
-       round(cost / sum(cost) OVER (PARTITION BY unit), 6) AS share_of_unit_total
-FROM units
+TOP_SQL: Final = """
+WITH totals AS (SELECT unit, sum(cost) AS unit_total FROM units GROUP BY unit),
+cutoff AS (SELECT unit, list_min(max(cost, $top)) AS least FROM units GROUP BY unit)
+SELECT unit, id, calls, cost AS cost_usd, workflow, round(cost / unit_total, 6) AS share_of_unit_total
+FROM units JOIN cutoff USING (unit) JOIN totals USING (unit)
+WHERE cost >= least
 QUALIFY row_number() OVER (PARTITION BY unit ORDER BY cost DESC, id) <= $top
 ORDER BY array_position(['user', 'session', 'run', 'tenant'], unit), cost DESC, id
 """
-    )
+"""The ``$top`` most expensive units per kind; the cutoff (the ``$top``-th largest cost) keeps
+the sort to the few rows that can make the list, ties included."""
 
-
-def workflows_sql(cost: str, where: str) -> str:
-    return f"""
-WITH runs AS (
-    SELECT coalesce(workflow, '(no workflow)') AS workflow, trace_id, count(*) AS calls, sum({cost}) AS cost
-    FROM llm_calls WHERE {where}
-    GROUP BY ALL
-)
-SELECT workflow,
+WORKFLOWS_SQL: Final = f"""
+SELECT coalesce(workflow, '(no workflow)') AS workflow,
        count(*) AS runs,
        sum(calls) AS calls,
        sum(cost) AS total_cost_usd,
@@ -116,10 +109,22 @@ SELECT workflow,
        {money_quantile("cost", "0.5")} AS p50_cost_per_run_usd,
        {money_quantile("cost", "0.95")} AS p95_cost_per_run_usd,
        max(cost) AS max_cost_per_run_usd
-FROM runs
-GROUP BY workflow
+FROM units
+WHERE unit = 'run'
+GROUP BY 1
 ORDER BY total_cost_usd DESC, workflow
 """
+
+
+def _over_units(units: pa.Table, sql: str, params: dict[str, object] | None = None) -> pa.Table:
+    """``sql`` over the fetched ``units`` rows, in a private in-memory DuckDB (no files)."""
+    connection = duckdb.connect(":memory:")
+    try:
+        connection.execute("SET enable_external_access = false")
+        connection.register("units", units)
+        return connection.sql(sql, params=params or None).to_arrow_table()
+    finally:
+        connection.close()
 
 
 def tenants_sql(cost: str, where: str) -> str:
@@ -322,21 +327,28 @@ def unit_economics(context: ReportContext, request: ReportRequest) -> ReportResu
     where, params = calls_where(period, request.filters)
     cost = _cost(context)
     revenue = read_revenue(request.revenue_file, period) if request.revenue_file else None
-    sections = {
-        "distribution": context.query(distribution_sql(cost, where), params),
-        "top": context.query(top_sql(cost, where), params | {"top": request.top}),
-        "workflows": context.query(workflows_sql(cost, where), params),
-        "tenants": _tenants(context.query(tenants_sql(cost, where), params), revenue, request.max_cost_share),
-    }
+    sections: dict[str, pa.Table] = {}
+    if any(request.wants(name) for name in ("distribution", "top", "workflows")):
+        units = context.query(units_sql(cost, where), params)
+        if request.wants("distribution"):
+            sections["distribution"] = _over_units(units, DISTRIBUTION_SQL)
+        if request.wants("top"):
+            sections["top"] = _over_units(units, TOP_SQL, {"top": request.top})
+        if request.wants("workflows"):
+            sections["workflows"] = _over_units(units, WORKFLOWS_SQL)
+    if request.wants("tenants"):
+        tenants = context.query(tenants_sql(cost, where), params)
+        sections["tenants"] = _tenants(tenants, revenue, request.max_cost_share)
     notes = [f"cost is {cost}; a run is one trace (every call of one agent run)"]
-    if request.outcomes_file:
-        outcomes = read_outcomes(request.outcomes_file, period)
-        sections["outcomes"] = _file_outcomes(context, where, params, outcomes)
-        notes.append(f"outcomes from {request.outcomes_file}")
-    else:
-        attribute = context.config.unit_economics.outcome_attribute
-        sections["outcomes"] = context.query(
-            attribute_outcomes_sql(cost, where), params | {"outcome_attribute": attribute}
-        )
-        notes.append(f"outcomes: distinct traces carrying the span attribute {attribute}")
+    if request.wants("outcomes"):
+        if request.outcomes_file:
+            outcomes = read_outcomes(request.outcomes_file, period)
+            sections["outcomes"] = _file_outcomes(context, where, params, outcomes)
+            notes.append(f"outcomes from {request.outcomes_file}")
+        else:
+            attribute = context.config.unit_economics.outcome_attribute
+            sections["outcomes"] = context.query(
+                attribute_outcomes_sql(cost, where), params | {"outcome_attribute": attribute}
+            )
+            notes.append(f"outcomes: distinct traces carrying the span attribute {attribute}")
     return ReportResult("unit-economics", period, sections, tuple(notes))

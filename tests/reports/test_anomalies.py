@@ -245,6 +245,27 @@ def test_the_same_steady_traffic_with_loose_thresholds_is_full_of_findings(stead
     assert kinds == {"spike", "week_over_week", "runaway_loop", "context_growth"}
 
 
+def test_a_week_after_the_first_days_of_the_lake_is_not_compared_with_them(steady: Lake) -> None:
+    # The lake starts on Thursday, October 1: the week of October 5 would be compared with four
+    # days, and look 7/4 times as large. Only the weeks of October 12 and 19 have a whole week
+    # before them (Sunday October 25's week is the last of October).
+    ratio = Decimal("1.5")
+    config = AnomaliesConfig(min_daily_usd=Decimal(0), week_over_week_ratio=ratio, threshold=Decimal("0.01"))
+    context = ReportContext(steady.lake_dir, config=ReportsConfig(anomalies=config), now=lambda: NOW)
+    result = run_report("anomalies", context, ReportRequest(period="2026-10"))
+    (checked,) = [
+        row for row in result.sections["scopes_checked"].to_pylist() if row["kind"] == "week_over_week"
+    ]
+    assert checked["units_checked"] == 31 * 2
+    starts = {row["start"] for row in result.table.to_pylist() if row["kind"] == "week_over_week"}
+    assert starts <= {midnight(date(2026, 10, 12)), midnight(date(2026, 10, 19))}
+    # the same four days against the week of October 5 do make the ratio
+    team = steady.spend(team="customer-care")
+    first_days = sum(team[date(2026, 10, d)] for d in range(1, 5))
+    week = sum(team[date(2026, 10, d)] for d in range(5, 12))
+    assert week >= first_days * ratio
+
+
 # -- the planted patterns ---------------------------------------------------------------------
 
 

@@ -122,3 +122,12 @@ def test_bad_revenue_files_name_the_line(company: Company, tmp_path: Path, text:
     path.write_text(text)
     with pytest.raises(ReportError, match=message):
         run_report("unit-economics", company.context, ReportRequest(period="2026-11", revenue_file=path))
+
+
+def test_asking_for_sections_computes_only_those(company: Company) -> None:
+    result = run_report(
+        "unit-economics", company.context, ReportRequest(period="2026-11", sections="tenants")
+    )
+    assert list(result.sections) == ["tenants"]
+    with pytest.raises(ReportError, match="no section 'colour'"):
+        run_report("showback", company.context, ReportRequest(period="2026-11", sections=["spend", "colour"]))

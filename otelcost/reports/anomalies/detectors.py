@@ -27,9 +27,11 @@ from otelcost.reports.sql import money_mean
 __all__ = [
     "MIN_NORM_FLOWS",
     "context_growth_sql",
+    "first_day_sql",
     "model_switch_sql",
     "non_production_sql",
     "runaway_sql",
+    "shared_scope_sql",
     "spike_sql",
     "week_over_week_sql",
 ]
@@ -41,47 +43,82 @@ the runaway floors alone decide (the live detector does the same)."""
 _MODEL: Final = DIMENSIONS["model"]
 
 
-def _scoped_calls(dimensions: Sequence[str], where: str) -> str:
-    """CTEs ``calls``, ``scopes`` (one id per dimension value) and ``spent`` (each call once per
-    watched dimension, with its scope id). Dimensions are referred to by position (``dim``), so
-    no name is ever quoted into the SQL."""
+def _dimension_columns(dimensions: Sequence[str]) -> str:
     for name in dimensions:
         if name not in DIMENSIONS:
             raise ValueError(f"unknown dimension {name!r}")
-    columns = "".join(f",\n           {DIMENSIONS[name]} AS dim_{i}" for i, name in enumerate(dimensions))
-    unions = "\n    UNION ALL\n    ".join(
-        f"SELECT call_no, ts, day, cost_usd, cost_sq, {i} AS dim, dim_{i} AS value FROM calls"
-        for i in range(len(dimensions))
-    )
-    return f"""calls AS MATERIALIZED (
-    SELECT row_number() OVER () AS call_no, ts, date AS day, cost_usd,
-           cost_usd::DOUBLE * cost_usd::DOUBLE AS cost_sq{columns}
-    FROM llm_calls
-    WHERE {where}
-),
-scoped AS MATERIALIZED (
-    {unions}
+    return "".join(f", {DIMENSIONS[name]} AS dim_{i}" for i, name in enumerate(dimensions))
+
+
+def _scope_daily(dimensions: Sequence[str], where: str, early: bool = False) -> str:
+    """CTEs ``daily`` (spend and sum of squared call costs per watched dimension value and day,
+    in one pass of GROUPING SETS; with ``early``, each day also split at ``$split``) and
+    ``spent`` (the same with one id per dimension value, from ``scopes``). Dimensions are
+    referred to by position (``dim``), so no name is ever quoted into the SQL."""
+    columns = _dimension_columns(dimensions)
+    key = "day, early" if early else "day"
+    sets = ", ".join(f"({key}, dim_{i})" for i in range(len(dimensions)))
+    dim = " ".join(f"WHEN grouping(dim_{i}) = 0 THEN {i}" for i in range(len(dimensions)))
+    value = " ".join(f"WHEN grouping(dim_{i}) = 0 THEN dim_{i}" for i in range(len(dimensions)))
+    split = ", ts < $split AS early" if early else ""
+    return f"""daily AS MATERIALIZED (
+    SELECT CASE {dim} END AS dim, CASE {value} END AS value, {key},
+           sum(cost_usd) AS spend, sum(cost_usd::DOUBLE * cost_usd::DOUBLE) AS spend_sq
+    FROM (SELECT date AS day{split}, cost_usd{columns} FROM llm_calls WHERE {where})
+    GROUP BY GROUPING SETS ({sets})
 ),
 scopes AS MATERIALIZED (
     SELECT row_number() OVER (ORDER BY dim, value) AS scope_id, dim, value
-    FROM (SELECT DISTINCT dim, value FROM scoped)
+    FROM (SELECT DISTINCT dim, value FROM daily)
 ),
-spent AS MATERIALIZED (
-    SELECT s.call_no, s.ts, s.day, s.cost_usd, s.cost_sq, p.scope_id
-    FROM scoped s JOIN scopes p ON p.dim = s.dim AND p.value IS NOT DISTINCT FROM s.value
+spent AS (
+    SELECT p.scope_id, d.* EXCLUDE (dim, value)
+    FROM daily d JOIN scopes p ON p.dim = d.dim AND p.value IS NOT DISTINCT FROM d.value
 )"""
 
 
-_SHARED: Final = """shared AS (
-    -- spend each candidate shares with each other one: the same calls seen from two scopes
-    SELECT run_id, list(other ORDER BY other) AS shared_ids, list(usd ORDER BY other) AS shared_usd
+def shared_scope_sql(dimensions: Sequence[str], where: str) -> str:
+    """How much each candidate of ``spike_sql`` or ``week_over_week_sql`` shares with each other
+    one: the spend of the calls both see (a team's spike is also its feature's).
+
+    The candidates are the parallel lists ``$run_id``, ``$run_dim``, ``$run_value``,
+    ``$run_first``, ``$run_last`` (their days, inclusive); ``where`` should read only those days.
+    A call belongs to a candidate when it has the candidate's value of its dimension on one of its
+    days, so calls alike in their day and in every watched dimension are summed once into a
+    cell before the candidates' cells are matched. Returns ``run_id``, ``shared_ids`` and
+    ``shared_usd`` for the candidates that share anything."""
+    columns = _dimension_columns(dimensions)
+    keys = ", ".join(f"dim_{i}" for i in range(len(dimensions)))
+    members = "\n    UNION ALL\n    ".join(
+        f"SELECT r.run_id, c.cell, c.cost_usd FROM cells c JOIN runs r ON r.dim = {i} "
+        f"AND r.value IS NOT DISTINCT FROM c.dim_{i} AND c.day BETWEEN r.first_day AND r.last_day"
+        for i in range(len(dimensions))
+    )
+    return f"""
+WITH runs AS MATERIALIZED (
+    SELECT unnest($run_id) AS run_id, unnest($run_dim) AS dim, unnest($run_value) AS value,
+           unnest($run_first) AS first_day, unnest($run_last) AS last_day
+),
+cells AS MATERIALIZED (
+    SELECT row_number() OVER () AS cell, *
     FROM (
-        SELECT a.run_id, b.run_id AS other, sum(a.cost_usd) AS usd
-        FROM members a JOIN members b ON b.call_no = a.call_no AND b.run_id <> a.run_id
+        SELECT day, {keys}, sum(cost_usd) AS cost_usd
+        FROM (SELECT date AS day, cost_usd{columns} FROM llm_calls WHERE {where})
         GROUP BY ALL
     )
-    GROUP BY run_id
-)"""
+),
+members AS (
+    {members}
+)
+SELECT run_id, list(other ORDER BY other) AS shared_ids, list(usd ORDER BY other) AS shared_usd
+FROM (
+    SELECT a.run_id, b.run_id AS other, sum(a.cost_usd) AS usd
+    FROM members a JOIN members b ON b.cell = a.cell AND b.run_id <> a.run_id
+    GROUP BY ALL
+)
+GROUP BY run_id
+ORDER BY run_id
+"""
 
 
 def spike_sql(dimensions: Sequence[str], where: str) -> str:
@@ -96,18 +133,18 @@ def spike_sql(dimensions: Sequence[str], where: str) -> str:
     sum of squared call costs, the standard deviation of a day made of independent calls. A day
     is flagged when the scope has ``$min_history`` days of history, spent at least ``$min_usd``
     and ``$min_ratio`` times the median, and the excess is at least ``$threshold`` spreads.
-    Consecutive flagged days of a scope are one candidate.
+    Consecutive flagged days of a scope are one candidate (what it shares with the others:
+    ``shared_scope_sql``).
     """
     return f"""
-WITH {_scoped_calls(dimensions, where)},
-active AS (SELECT DISTINCT day FROM calls),
-daily AS (SELECT scope_id, day, sum(cost_usd) AS spend, sum(cost_sq) AS spend_sq FROM spent GROUP BY ALL),
+WITH {_scope_daily(dimensions, where)},
+active AS (SELECT DISTINCT day FROM daily),
 grid AS (
     SELECT k.scope_id, a.day, isodow(a.day) >= 6 AS weekend,
            coalesce(d.spend, 0)::DECIMAL(38, 12) AS spend, coalesce(d.spend_sq, 0) AS spend_sq
-    FROM (SELECT scope_id, min(day) AS since FROM daily GROUP BY scope_id) k
+    FROM (SELECT scope_id, min(day) AS since FROM spent GROUP BY scope_id) k
     JOIN active a ON a.day >= k.since
-    LEFT JOIN daily d ON d.scope_id = k.scope_id AND d.day = a.day
+    LEFT JOIN spent d ON d.scope_id = k.scope_id AND d.day = a.day
 ),
 baselines AS (
     SELECT *,
@@ -144,18 +181,13 @@ islands AS (
     FROM (SELECT *, day_no - row_number() OVER (PARTITION BY scope_id ORDER BY day) AS island FROM flagged)
     GROUP BY scope_id, island
 ),
-runs AS MATERIALIZED (
+runs AS (
     SELECT row_number() OVER (ORDER BY i.scope_id, i.first_day) AS run_id, i.*, p.dim, p.value
     FROM islands i JOIN scopes p USING (scope_id)
-),
-members AS (
-    SELECT r.run_id, s.call_no, s.cost_usd
-    FROM runs r JOIN spent s ON s.scope_id = r.scope_id AND s.day BETWEEN r.first_day AND r.last_day
-),
-{_SHARED}
-SELECT c.scopes_checked, c.units_checked, r.*, s.shared_ids, s.shared_usd
+)
+SELECT c.scopes_checked, c.units_checked, r.*
 FROM (SELECT count(DISTINCT scope_id) AS scopes_checked, count(*) AS units_checked FROM judged) c
-LEFT JOIN (runs r LEFT JOIN shared s USING (run_id)) ON true
+LEFT JOIN runs r ON true
 ORDER BY r.run_id
 """
 
@@ -165,27 +197,37 @@ def week_over_week_sql(dimensions: Sequence[str], where: str) -> str:
 
     The weeks are given as parallel lists ``$week_no``, ``$week_start``, ``$week_end``,
     ``$week_days`` (ISO weeks from Monday; the last may be cut at now, and is then compared with
-    the same elapsed time of the week before). A week is flagged when the week before spent
-    something, and the week spent ``$ratio`` times as much and at least ``$min_usd`` per day, and
-    the increase is at least ``$threshold`` times the chance noise of two such weeks (the square
-    root of twice the week before's sum of squared call costs). Consecutive flagged weeks of a
-    scope are one candidate.
+    the same elapsed time of the week before), with the days they cover: ``$week_first`` to
+    ``$week_last``, and the week before's ``$prev_first`` to ``$prev_last``, plus the calls before
+    ``$split`` (now less 7 days) of ``$prev_partial``, the day the week before is cut (NULL when
+    it is not). A week is flagged when the week before spent something, and the week spent
+    ``$ratio`` times as much and at least ``$min_usd`` per day, and the increase is at least
+    ``$threshold`` times the chance noise of two such weeks (the square root of twice the week
+    before's sum of squared call costs). Consecutive flagged weeks of a scope are one candidate
+    (what it shares with the others: ``shared_scope_sql``).
     """
     return f"""
-WITH {_scoped_calls(dimensions, where)},
+WITH {_scope_daily(dimensions, where, early=True)},
 weeks AS (
     SELECT unnest($week_no) AS week_no, unnest($week_start) AS week_start,
-           unnest($week_end) AS week_end, unnest($week_days) AS week_days
+           unnest($week_end) AS week_end, unnest($week_days) AS week_days,
+           unnest($week_first) AS first_day, unnest($week_last) AS last_day,
+           unnest($prev_first) AS prev_first, unnest($prev_last) AS prev_last,
+           unnest($prev_partial) AS prev_partial
+),
+placed AS (
+    SELECT s.*, w.week_no, w.week_start, w.week_end, w.week_days,
+           s.day BETWEEN w.first_day AND w.last_day AS this_week,
+           s.day BETWEEN w.prev_first AND w.prev_last OR (s.day = w.prev_partial AND s.early) AS week_before
+    FROM spent s JOIN weeks w ON s.day BETWEEN w.prev_first AND w.last_day
 ),
 weekly AS (
-    SELECT s.scope_id, w.week_no, w.week_start, w.week_end, w.week_days,
-           coalesce(sum(s.cost_usd) FILTER (WHERE s.ts >= w.week_start), 0)::DECIMAL(38, 12) AS spend,
-           coalesce(sum(s.cost_usd) FILTER (WHERE s.ts < w.week_end - INTERVAL 7 DAY), 0)::DECIMAL(38, 12)
-               AS previous,
-           coalesce(sum(s.cost_sq) FILTER (WHERE s.ts < w.week_end - INTERVAL 7 DAY), 0) AS previous_sq
-    FROM spent s
-    JOIN weeks w ON (s.ts >= w.week_start AND s.ts < w.week_end)
-                 OR (s.ts >= w.week_start - INTERVAL 7 DAY AND s.ts < w.week_end - INTERVAL 7 DAY)
+    SELECT scope_id, week_no, week_start, week_end, week_days,
+           coalesce(sum(spend) FILTER (WHERE this_week), 0)::DECIMAL(38, 12) AS spend,
+           coalesce(sum(spend) FILTER (WHERE week_before), 0)::DECIMAL(38, 12) AS previous,
+           coalesce(sum(spend_sq) FILTER (WHERE week_before), 0) AS previous_sq
+    FROM placed
+    WHERE this_week OR week_before
     GROUP BY ALL
 ),
 judged AS (
@@ -207,20 +249,33 @@ islands AS (
     )
     GROUP BY scope_id, island
 ),
-runs AS MATERIALIZED (
+runs AS (
     SELECT row_number() OVER (ORDER BY i.scope_id, i.first_start) AS run_id, i.*, p.dim, p.value
     FROM islands i JOIN scopes p USING (scope_id)
-),
-members AS (
-    SELECT r.run_id, s.call_no, s.cost_usd
-    FROM runs r JOIN spent s ON s.scope_id = r.scope_id AND s.ts >= r.first_start AND s.ts < r.last_end
-),
-{_SHARED}
-SELECT c.scopes_checked, c.units_checked, r.*, s.shared_ids, s.shared_usd
+)
+SELECT c.scopes_checked, c.units_checked, r.*
 FROM (SELECT count(DISTINCT scope_id) AS scopes_checked, count(*) AS units_checked FROM judged) c
-LEFT JOIN (runs r LEFT JOIN shared s USING (run_id)) ON true
+LEFT JOIN runs r ON true
 ORDER BY r.run_id
 """
+
+
+def first_day_sql() -> str:
+    """The first day of the lake from ``$first`` to ``$last`` (NULL when it has none), whatever
+    the filters: the history there is to compare with."""
+    return "SELECT min(date) AS first_day FROM llm_calls WHERE date BETWEEN $first AND $last"
+
+
+_SHARED: Final = """shared AS (
+    -- spend each candidate shares with each other one: the same calls seen from two scopes
+    SELECT run_id, list(other ORDER BY other) AS shared_ids, list(usd ORDER BY other) AS shared_usd
+    FROM (
+        SELECT a.run_id, b.run_id AS other, sum(a.cost_usd) AS usd
+        FROM members a JOIN members b ON b.call_no = a.call_no AND b.run_id <> a.run_id
+        GROUP BY ALL
+    )
+    GROUP BY run_id
+)"""
 
 
 def runaway_sql(where: str) -> str:

@@ -193,6 +193,30 @@ def _shared(row: dict[str, Any]) -> dict[int, Decimal]:
     return dict(zip(ids, amounts, strict=True))
 
 
+def _shared_of_scopes(
+    context: ReportContext,
+    window: Window,
+    dimensions: Sequence[str],
+    runs: Sequence[tuple[int, int, Any, date, date]],
+) -> dict[int, dict[int, Decimal]]:
+    """What each spike (or week-over-week) candidate ``(run_id, dim, value, first_day, last_day)``
+    shares with the others, read only over the candidates' days, and only when there are two."""
+    if len(runs) < 2:
+        return {}
+    first, last = min(r[3] for r in runs), max(r[4] for r in runs)
+    span = Period(_midnight(first), min(_midnight(last + timedelta(days=1)), window.period.end), "shared")
+    where, params = calls_where(span, window.filters)
+    params |= {
+        "run_id": [r[0] for r in runs],
+        "run_dim": [r[1] for r in runs],
+        "run_value": [r[2] for r in runs],
+        "run_first": [r[3] for r in runs],
+        "run_last": [r[4] for r in runs],
+    }
+    table = context.query(detectors.shared_scope_sql(dimensions, where), params)
+    return {row["run_id"]: _shared(row) for row in table.to_pylist()}
+
+
 def fold_incidents(candidates: Sequence[Candidate]) -> list[Candidate]:
     """One finding per incident: in ``rank`` order, a candidate that shares at least half its
     size with a kept one (the same calls seen from another scope) joins that one's ``also``."""
@@ -239,6 +263,12 @@ def _spikes(
         "threshold": float(config.threshold),
     }
     scopes, units, rows = _rows(context.query(detectors.spike_sql(dimensions, where), params), "run_id")
+    shared = _shared_of_scopes(
+        context,
+        window,
+        dimensions,
+        [(r["run_id"], r["dim"], r["value"], r["first_day"], r["last_day"]) for r in rows],
+    )
     candidates = []
     for row in rows:
         dimension, value = dimensions[row["dim"]], row["value"]
@@ -280,7 +310,7 @@ def _spikes(
                 ),
                 rank=(row["dim"], -row["excess"], first, _shown(value)),
                 run_id=row["run_id"],
-                shared=_shared(row),
+                shared=shared.get(row["run_id"], {}),
             )
         )
     return Checked("spike", scopes, units, "scope-days", candidates)
@@ -290,20 +320,55 @@ def _week_over_week(
     context: ReportContext, window: Window, config: AnomaliesConfig, dimensions: Sequence[str], cut: bool
 ) -> Checked:
     weeks = judged_weeks(window.period, cut)
+    if weeks:
+        # a week is compared with a whole week before it, not with the part the lake holds
+        (history,) = (
+            context.query(
+                detectors.first_day_sql(),
+                {"first": weeks[0][0].date() - timedelta(days=7), "last": window.last_day},
+            )
+            .column("first_day")
+            .to_pylist()
+        )
+        weeks = [w for w in weeks if history is not None and history <= w[0].date() - timedelta(days=7)]
     if not weeks:
         return Checked("week_over_week", 0, 0, "scope-weeks", [])
     where, params = window.read(weeks[0][0] - timedelta(days=7))
+    split = window.period.end - timedelta(days=7)
+    before = [end - timedelta(days=7) for _, end in weeks]
     params |= {
         "week_no": [start.date().toordinal() // 7 for start, _ in weeks],
         "week_start": [start for start, _ in weeks],
         "week_end": [end for _, end in weeks],
         "week_days": [-(-(end - start) // timedelta(days=1)) for start, end in weeks],
+        "week_first": [start.date() for start, _ in weeks],
+        "week_last": [(end - timedelta(microseconds=1)).date() for _, end in weeks],
+        "prev_first": [start.date() - timedelta(days=7) for start, _ in weeks],
+        "prev_last": [end.date() - timedelta(days=1) for end in before],
+        # the week to date ends at now, so the week before ends within a day, at ``split``
+        "prev_partial": [None if end == _midnight(end.date()) else end.date() for end in before],
+        "split": split,
         "ratio": config.week_over_week_ratio,
         "min_usd": config.min_daily_usd,
         "threshold": float(config.threshold),
     }
     scopes, units, rows = _rows(
         context.query(detectors.week_over_week_sql(dimensions, where), params), "run_id"
+    )
+    shared = _shared_of_scopes(
+        context,
+        window,
+        dimensions,
+        [
+            (
+                r["run_id"],
+                r["dim"],
+                r["value"],
+                r["first_start"].date(),
+                (r["last_end"] - timedelta(microseconds=1)).date(),
+            )
+            for r in rows
+        ],
     )
     candidates = []
     for row in rows:
@@ -337,7 +402,7 @@ def _week_over_week(
                 ),
                 rank=(row["dim"], -row["excess"], start, _shown(value)),
                 run_id=row["run_id"],
-                shared=_shared(row),
+                shared=shared.get(row["run_id"], {}),
             )
         )
     return Checked("week_over_week", scopes, units, "scope-weeks", candidates)
