@@ -37,6 +37,7 @@ import multiprocessing
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -117,20 +118,30 @@ def _batch(rng: np.random.Generator, rows: int, start_us: int, step_us: int) -> 
     return pa.Table.from_arrays([columns[f.name] for f in RECORD_SCHEMA], schema=RECORD_SCHEMA)
 
 
-def write_lake(lake_dir: Path, rows: int, rows_per_file: int) -> tuple[float, int]:
-    """``rows`` calls over the last 30 days through LakeWriter, flushed every ``rows_per_file``."""
+def write_lake(
+    lake_dir: Path,
+    rows: int,
+    rows_per_file: int,
+    *,
+    days: int = DAYS,
+    end: datetime | None = None,
+    make_batch: Callable[[np.random.Generator, int, int, int], pa.Table] = _batch,
+    vary: Callable[[pa.Table, int], pa.Table] | None = None,
+) -> tuple[float, int]:
+    """``rows`` calls over the ``days`` before ``end`` (default now) through LakeWriter, flushed
+    every ``rows_per_file``. ``make_batch`` builds the reused batches; ``vary(batch, n)``, if
+    given, changes the ``n``-th flush's copy (benchmarks.report_bench makes its ids unique)."""
     from otelcost.config import LakeConfig  # noqa: PLC0415
     from otelcost.lake.writer import LakeWriter  # noqa: PLC0415
 
     writer = LakeWriter(lake_dir=lake_dir, config=LakeConfig(max_buffer_rows=max(rows_per_file, 1)))
     rng = np.random.default_rng(7)
-    now = datetime.now(UTC)
-    start = now - timedelta(days=DAYS)
+    start = (end or datetime.now(UTC)) - timedelta(days=days)
     start_us = int(start.timestamp() * 1e6)
-    step_us = max(1, int(DAYS * 86_400 * 1e6 / rows))
+    step_us = max(1, int(days * 86_400 * 1e6 / rows))
     # Building string columns row by row costs more than writing them: build 8 batches of
     # distinct rows once and reuse them with new timestamps (ids repeat; no query here cares).
-    templates = [_batch(rng, rows_per_file, 0, 1) for _ in range(8)]
+    templates = [make_batch(rng, rows_per_file, 0, 1) for _ in range(8)]
     ts_index = [templates[0].schema.get_field_index(name) for name in ("ts", "end_ts", "received_at")]
     ts_type = pa.timestamp("us", tz="UTC")
     started = time.perf_counter()
@@ -141,6 +152,8 @@ def write_lake(lake_dir: Path, rows: int, rows_per_file: int) -> tuple[float, in
         ts = pa.array(start_us + (done + np.arange(size, dtype=np.int64)) * step_us, ts_type)
         for index in ts_index:
             batch = batch.set_column(index, batch.schema.field(index), ts)
+        if vary is not None:
+            batch = vary(batch, done // rows_per_file)
         writer.consume(batch)
         writer.flush()
         done += size
