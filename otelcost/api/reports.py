@@ -25,6 +25,7 @@ from aiohttp import web
 
 from otelcost.api.responses import error_response
 from otelcost.reports import REPORTS, ReportContext, ReportRequest, run_report
+from otelcost.reports.base import request_problem
 
 __all__ = ["MAX_CONCURRENT_REPORTS", "QUERY_PARAMETERS", "add_report_routes"]
 
@@ -51,15 +52,7 @@ def _request_of(query: web.Request) -> ReportRequest | web.Response:
     try:
         return ReportRequest.model_validate(fields)
     except ValueError as exc:
-        return error_response(400, _problem(exc))
-
-
-def _problem(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors) and (problems := errors()):
-        where = ".".join(str(p) for p in problems[0]["loc"])
-        return f"{where}: {problems[0]['msg'].removeprefix('Value error, ')}"
-    return str(exc)
+        return error_response(400, request_problem(exc))
 
 
 def add_report_routes(app: web.Application, context: ReportContext) -> None:

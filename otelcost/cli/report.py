@@ -23,7 +23,7 @@ from otelcost.cli.common import config_options, load_cli_config, otelcost_errors
 from otelcost.cli.output import emit
 from otelcost.config import Config, report_context
 from otelcost.reports import REPORTS, ReportRequest, ReportResult, run_report
-from otelcost.reports.base import ReportSpec
+from otelcost.reports.base import ReportSpec, request_problem
 from otelcost.reports.chargeback import close_statement
 from otelcost.reports.html import render_result
 
@@ -146,7 +146,8 @@ EXTRA_OPTIONS: Final[dict[str, Callable[[Callable[..., Any]], Callable[..., Any]
     "unit-economics": _unit_economics_options,
     "chargeback": _chargeback_options,
 }
-"""Options only some reports read; each becomes a field of ReportRequest of the same name."""
+"""Options only some reports read: a field of ReportRequest of the same name, except
+chargeback's ``--close``, an action that ``_close_period`` carries out instead of the report."""
 
 
 def _write(result: ReportResult, fmt: str, section: str | None, out: Path | None) -> None:
@@ -206,7 +207,7 @@ def _make_command(spec: ReportSpec) -> click.Command:
         try:
             request = ReportRequest(**fields)
         except ValueError as exc:
-            raise click.UsageError(_first_problem(exc)) from None
+            raise click.UsageError(request_problem(exc)) from None
         with otelcost_errors():
             try:
                 result = run_report(spec.name, report_context(config), request)
@@ -220,16 +221,6 @@ def _make_command(spec: ReportSpec) -> click.Command:
     if extra is not None:
         decorated = extra(decorated)
     return click.command(spec.name, help=spec.summary)(decorated)
-
-
-def _first_problem(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        problems = errors()
-        if problems:
-            where = ".".join(str(p) for p in problems[0]["loc"])
-            return f"{where}: {problems[0]['msg'].removeprefix('Value error, ')}"
-    return str(exc)
 
 
 for _spec in REPORTS.values():

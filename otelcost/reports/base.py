@@ -35,6 +35,7 @@ __all__ = [
     "ReportResult",
     "UnknownReportError",
     "register",
+    "request_problem",
     "run_report",
 ]
 
@@ -78,7 +79,12 @@ class ReportRequest(BaseModel):
     def _parse_sections(cls, value: object) -> tuple[str, ...]:
         if value is None:
             return ()
-        parts = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        if isinstance(value, str):
+            parts: list[object] = list(value.split(","))
+        elif isinstance(value, list | tuple):
+            parts = list(value)
+        else:
+            raise ValueError("expected section names")
         return tuple(dict.fromkeys(str(part).strip() for part in parts if str(part).strip()))
 
     def wants(self, section: str) -> bool:
@@ -116,6 +122,17 @@ class ReportRequest(BaseModel):
 
     def resolved_period(self, now: datetime) -> Period:
         return resolve_period(self.period, self.since, self.until, now=now)
+
+
+def request_problem(error: ValueError) -> str:
+    """What is wrong with a request, in one line: ``by: unknown dimension 'colour' ...`` (the
+    first problem pydantic found, or the message of another ValueError)."""
+    errors = getattr(error, "errors", None)
+    if callable(errors) and (problems := errors()):
+        where = ".".join(str(part) for part in problems[0]["loc"])
+        message = str(problems[0]["msg"]).removeprefix("Value error, ")
+        return f"{where}: {message}" if where else message
+    return str(error)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,7 +80,5 @@ def unattributed_report(context: ReportContext, request: ReportRequest) -> Repor
     (docs/attribution.md). One row per service with incomplete calls, most incomplete spend first.
     """
     period = request.resolved_period(context.now()).cut(context.now())
-    table = run_query(
-        context.lake_dir, SQL, {"since": period.start, "until": period.end}, timeout=context.timeout
-    )
+    table = context.query(SQL, {"since": period.start, "until": period.end})
     return ReportResult("unattributed", period, {"services": table})

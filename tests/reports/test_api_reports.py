@@ -11,8 +11,9 @@ import pytest
 from otelcost.config import report_context
 from otelcost.reports import ReportRequest, run_report
 from otelcost.server import BackgroundServer
+from tests.e2e.conftest import loopback_config
 from tests.reports.conftest import Company
-from tests.reports.traffic import cost_of, loopback_config
+from tests.reports.traffic import cost_of
 
 pytestmark = pytest.mark.slow
 

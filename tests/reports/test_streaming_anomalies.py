@@ -33,7 +33,8 @@ from otelcost.reports.config import AnomaliesConfig
 from otelcost.schema import RECORD_SCHEMA
 from otelcost.server import BackgroundServer
 from tests.budgets.harness import WebhookReceiver
-from tests.reports.traffic import Call, cost_of, loopback_config, send
+from tests.e2e.conftest import loopback_config
+from tests.reports.traffic import Call, cost_of, send
 from tests.waiting import wait_until
 
 # -- end to end -----------------------------------------------------------------------------------

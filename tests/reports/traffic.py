@@ -28,9 +28,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from otelcost.config import Config, load_config
+from otelcost.config import Config
 from otelcost.lake.query import run_query
 from otelcost.server import BackgroundServer
+from tests.e2e.conftest import loopback_config
 from tests.waiting import wait_until
 
 __all__ = [
@@ -183,17 +184,6 @@ def send(calls: Sequence[Call], grpc_port: int) -> None:
     for provider in providers.values():
         provider.force_flush()
         provider.shutdown()
-
-
-def loopback_config(data_dir: Path, **overrides: object) -> Config:
-    layer: dict[str, object] = {
-        "data_dir": str(data_dir),
-        "receiver": {"grpc": {"listen": "127.0.0.1:0"}, "http": {"listen": "127.0.0.1:0"}},
-        "api": {"listen": "127.0.0.1:0"},
-        "lake": {"flush_interval": "200ms"},
-    }
-    layer.update(overrides)
-    return load_config(None, overrides=layer, environ={})
 
 
 def build_lake(data_dir: Path, calls: Iterable[Call], **overrides: object) -> Config:

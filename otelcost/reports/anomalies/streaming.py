@@ -87,6 +87,7 @@ from otelcost.budgets.dedup import DedupIndex, span_keys
 from otelcost.budgets.rebuild import LakeQuery, lake_query
 from otelcost.budgets.store import AlertJournal
 from otelcost.money import decimal_array_to_pico, format_amount, pico_to_decimal
+from otelcost.reports.anomalies.evidence import sql_literal
 from otelcost.reports.config import AnomaliesConfig
 from otelcost.reports.dimensions import DIMENSIONS
 from otelcost.schema import MONEY_TYPE, calls_only
@@ -748,12 +749,8 @@ def _dimension(calls: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
 # -- alerts -------------------------------------------------------------------------------------
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _sql_time(ns: int) -> str:
-    return f"TIMESTAMPTZ {_sql_text(str(format_time(ns)))}"
+    return f"TIMESTAMPTZ {sql_literal(str(format_time(ns)))}"
 
 
 def _dates(start_ns: int, end_ns: int) -> str:
@@ -793,7 +790,7 @@ def _runaway_anomaly(group: list[_Candidate], config: AnomaliesConfig) -> Anomal
     evidence = (
         "SELECT count(*) AS calls, sum(cost_usd) AS cost_usd, min(ts) AS first_call, max(ts) AS last_call "
         f"FROM llm_calls WHERE {_dates(primary.start_ns, primary.end_ns)} "
-        f"AND {primary.dimension} = {_sql_text(primary.value)} "
+        f"AND {primary.dimension} = {sql_literal(primary.value)} "
         f"AND ts >= {_sql_time(primary.start_ns)} AND ts < {_sql_time(primary.end_ns)}"
     )
     return Anomaly(
@@ -843,7 +840,7 @@ def _spike_anomaly(group: list[_Candidate], config: AnomaliesConfig, window_ns: 
         f"SELECT time_bucket(INTERVAL '{seconds} seconds', ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') "
         "AS window_start, count(*) AS calls, sum(cost_usd) AS cost_usd "
         f"FROM llm_calls WHERE {_dates(start_baseline, primary.end_ns)} "
-        f"AND {DIMENSIONS[primary.dimension]} = {_sql_text(primary.value)} "
+        f"AND {DIMENSIONS[primary.dimension]} = {sql_literal(primary.value)} "
         f"AND ts >= {_sql_time(start_baseline)} AND ts < {_sql_time(primary.end_ns)} "
         "GROUP BY window_start ORDER BY window_start"
     )
