@@ -35,14 +35,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Final
 
-import duckdb
 import pyarrow as pa
 
 from otelcost.errors import ReportError
 from otelcost.reports.base import ReportContext, ReportRequest, ReportResult, register
 from otelcost.reports.dimensions import calls_where
 from otelcost.reports.period import Period, parse_period
-from otelcost.reports.sql import money_mean, money_quantile
+from otelcost.reports.sql import ArrowSQL, money_mean, money_quantile
 from otelcost.schema import MONEY_TYPE
 
 __all__ = ["read_outcomes", "read_revenue", "unit_economics"]
@@ -54,20 +53,36 @@ _QUANTUM: Final = Decimal("0.000000000001")
 
 
 def units_sql(cost: str, where: str) -> str:
-    """One row per active unit (user, session, run, tenant): its calls, cost and workflow."""
-    parts = [
-        f"SELECT '{unit}' AS unit, {column} AS id, count(*) AS calls, sum({cost}) AS cost, "
-        "any_value(workflow) AS workflow "
-        f"FROM calls WHERE {column} IS NOT NULL GROUP BY {column}"
+    """One row per active unit (user, session, run, tenant): its calls, cost and workflow; and
+    one per (tenant, user) pair, ``unit = 'tenant_user'``, so the tenants section can count each
+    tenant's users from the same rows. One scan, one ``GROUPING SETS`` aggregation."""
+    kinds = " ".join(
+        f"WHEN grouping({column}) = 0 AND grouping(user_id, tenant_id) <> 0 THEN '{unit}'"
         for unit, column in UNITS
-    ]
+    )
+    ids = " ".join(f"WHEN grouping({column}) = 0 THEN {column}" for _, column in UNITS)
+    sets = ", ".join(f"({column})" for _, column in UNITS)
     return f"""
-WITH calls AS (
-    SELECT user_id, session_id, trace_id, tenant_id, workflow, {cost}
-    FROM llm_calls WHERE {where}
+SELECT unit, id, tenant_id, calls, cost, workflow FROM (
+    SELECT CASE WHEN grouping(user_id, tenant_id) = 0 THEN 'tenant_user' {kinds} END AS unit,
+           CASE WHEN grouping(user_id, tenant_id) = 0 THEN user_id {ids} END AS id,
+           tenant_id, count(*) AS calls, sum({cost}) AS cost, any_value(workflow) AS workflow
+    FROM (SELECT user_id, session_id, trace_id, tenant_id, workflow, {cost} FROM llm_calls WHERE {where})
+    GROUP BY GROUPING SETS ({sets}, (tenant_id, user_id))
 )
-{" UNION ALL ".join(parts)}
+WHERE id IS NOT NULL AND (unit <> 'tenant_user' OR tenant_id IS NOT NULL)
 """
+
+
+TENANTS_FROM_UNITS_SQL: Final = """
+SELECT t.id AS tenant_id, t.calls, count(u.id) AS users, t.cost AS cost_usd
+FROM unit_rows t LEFT JOIN unit_rows u ON u.unit = 'tenant_user' AND u.tenant_id = t.id
+WHERE t.unit = 'tenant'
+GROUP BY t.id, t.calls, t.cost
+ORDER BY cost_usd DESC, tenant_id
+"""
+"""The tenants section from :func:`units_sql`'s rows, ``unit_rows`` (what :func:`tenants_sql`
+reads alone when no other section needs the units)."""
 
 
 # The three queries below run over the ``units`` rows above (fetched once, queried in memory):
@@ -114,17 +129,6 @@ WHERE unit = 'run'
 GROUP BY 1
 ORDER BY total_cost_usd DESC, workflow
 """
-
-
-def _over_units(units: pa.Table, sql: str, params: dict[str, object] | None = None) -> pa.Table:
-    """``sql`` over the fetched ``units`` rows, in a private in-memory DuckDB (no files)."""
-    connection = duckdb.connect(":memory:")
-    try:
-        connection.execute("SET enable_external_access = false")
-        connection.register("units", units)
-        return connection.sql(sql, params=params or None).to_arrow_table()
-    finally:
-        connection.close()
 
 
 def tenants_sql(cost: str, where: str) -> str:
@@ -328,16 +332,20 @@ def unit_economics(context: ReportContext, request: ReportRequest) -> ReportResu
     cost = _cost(context)
     revenue = read_revenue(request.revenue_file, period) if request.revenue_file else None
     sections: dict[str, pa.Table] = {}
+    tenants: pa.Table | None = None
     if any(request.wants(name) for name in ("distribution", "top", "workflows")):
-        units = context.query(units_sql(cost, where), params)
-        if request.wants("distribution"):
-            sections["distribution"] = _over_units(units, DISTRIBUTION_SQL)
-        if request.wants("top"):
-            sections["top"] = _over_units(units, TOP_SQL, {"top": request.top})
-        if request.wants("workflows"):
-            sections["workflows"] = _over_units(units, WORKFLOWS_SQL)
-    if request.wants("tenants"):
+        with ArrowSQL({"unit_rows": context.query(units_sql(cost, where), params)}) as units:
+            units.create("units", "SELECT * EXCLUDE (tenant_id) FROM unit_rows WHERE unit <> 'tenant_user'")
+            if request.wants("distribution"):
+                sections["distribution"] = units.query(DISTRIBUTION_SQL)
+            if request.wants("top"):
+                sections["top"] = units.query(TOP_SQL, {"top": request.top})
+            if request.wants("workflows"):
+                sections["workflows"] = units.query(WORKFLOWS_SQL)
+            tenants = units.query(TENANTS_FROM_UNITS_SQL) if request.wants("tenants") else None
+    elif request.wants("tenants"):
         tenants = context.query(tenants_sql(cost, where), params)
+    if tenants is not None:
         sections["tenants"] = _tenants(tenants, revenue, request.max_cost_share)
     notes = [f"cost is {cost}; a run is one trace (every call of one agent run)"]
     if request.wants("outcomes"):

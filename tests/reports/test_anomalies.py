@@ -30,9 +30,12 @@ import pytest
 
 from otelcost.lake.query import run_query
 from otelcost.reports import ReportContext, ReportRequest, parse_period, run_report
+from otelcost.reports.anomalies import detectors
 from otelcost.reports.anomalies.evidence import sql_literal
 from otelcost.reports.anomalies.report import KINDS, judged_weeks
 from otelcost.reports.config import AnomaliesConfig, ReportsConfig
+from otelcost.reports.dimensions import calls_where
+from otelcost.reports.period import Period
 from tests.reports.traffic import TENANTS, Call, build_lake, cost_of, day_start, steady_company
 
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
@@ -414,3 +417,82 @@ def test_literals_are_quoted_for_pasting() -> None:
 def test_min_baseline_days_cannot_exceed_the_baseline() -> None:
     with pytest.raises(ValueError, match="min_baseline_days"):
         AnomaliesConfig(baseline_days=7, min_baseline_days=8)
+
+
+# -- the passes that decide what to look at closely never change the answer --------------------
+
+
+def _read_from(first_day: date) -> tuple[str, dict[str, object]]:
+    """WHERE and params of the calls from ``first_day`` to the end of November."""
+    return calls_where(Period(midnight(first_day), midnight(date(2026, 12, 1)), "read"))
+
+
+@pytest.mark.parametrize("ratio", ["3", "1.01"])
+def test_the_daily_bounds_clear_only_sessions_that_cannot_grow(lake: Lake, ratio: str) -> None:
+    # The exact test over every judged session, against the sessions the bounds let through:
+    # every growing session must be among them, and at the default ratio most sessions of the
+    # month (the chats keep a steady input) must be cleared, or the bounds would do nothing.
+    where, params = _read_from(date(2026, 11, 1))
+    bound = dict(params)
+    params |= {
+        "judge_first": date(2026, 11, 1),
+        "judge_last": date(2026, 11, 30),
+        "min_calls": CONFIG.context_growth_min_calls,
+        "ratio": float(ratio),
+    }
+    (bounds,) = run_query(lake.lake_dir, detectors.context_growth_bounds_sql(where), params).to_pylist()
+    everyone = run_query(
+        lake.lake_dir,
+        f"SELECT DISTINCT session_id, feature FROM llm_calls WHERE {where} AND session_id IS NOT NULL",
+        bound,
+    ).to_pylist()
+    exact = run_query(
+        lake.lake_dir,
+        detectors.context_growth_sql(where),
+        params
+        | {
+            "min_usd": 0,
+            "sessions": [row["session_id"] for row in everyone],
+            "features": [row["feature"] for row in everyone],
+        },
+    ).to_pylist()
+    growing = {session for row in exact if row["session_ids"] for session in row["session_ids"]}
+    assert growing, "the planted sessions grow"
+    assert growing <= set(bounds["sessions"])
+    assert len(bounds["sessions"]) <= bounds["units_checked"]
+    if ratio == "3":
+        assert len(bounds["sessions"]) < bounds["units_checked"] / 2
+
+
+def test_the_warm_minutes_lead_to_every_runaway(lake: Lake) -> None:
+    # The exact runaway statement over every workflow finds what the report (which reads only
+    # the workflows of warm minutes) finds.
+    where, params = _read_from(date(2026, 11, 1) - timedelta(days=CONFIG.baseline_days))
+    workflows = (
+        run_query(
+            lake.lake_dir,
+            f"SELECT DISTINCT coalesce(workflow, service, '') AS w FROM llm_calls WHERE {where}",
+            params,
+        )
+        .column("w")
+        .to_pylist()
+    )
+    params |= {
+        "judge_first": date(2026, 11, 1),
+        "judge_last": date(2026, 11, 30),
+        "baseline_days": CONFIG.baseline_days,
+        "min_calls": CONFIG.runaway_min_calls_per_minute,
+        "min_tokens": CONFIG.runaway_min_tokens_per_minute,
+        "factor": CONFIG.runaway_factor,
+        "min_usd": CONFIG.min_daily_usd,
+        "workflows": workflows,
+    }
+    everything = run_query(lake.lake_dir, detectors.runaway_sql(where), params).to_pylist()
+    expected = {(row["value"], row["first_minute"]) for row in everything if row["run_id"] is not None}
+    assert expected, "the planted loop runs away"
+    reported = lake.report()["findings"]
+    runaways = {(row["scope_value"], row["start"]) for row in reported if row["kind"] == "runaway_loop"}
+    also = {
+        label.split("=", 1)[1] for row in reported if row["kind"] == "runaway_loop" for label in row["also"]
+    }
+    assert {value for value, _ in expected} <= {value for value, _ in runaways} | also

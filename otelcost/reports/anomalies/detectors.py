@@ -26,11 +26,14 @@ from otelcost.reports.sql import money_mean
 
 __all__ = [
     "MIN_NORM_FLOWS",
+    "context_growth_bounds_sql",
     "context_growth_sql",
     "first_day_sql",
     "model_switch_sql",
     "non_production_sql",
+    "runaway_minutes_sql",
     "runaway_sql",
+    "runaway_workflows_sql",
     "shared_scope_sql",
     "spike_sql",
     "week_over_week_sql",
@@ -40,8 +43,6 @@ MIN_NORM_FLOWS: Final = 5
 """Traces (or sessions) of a workflow in the baseline before its norm is trusted; with fewer,
 the runaway floors alone decide (the live detector does the same)."""
 
-_MODEL: Final = DIMENSIONS["model"]
-
 
 def _dimension_columns(dimensions: Sequence[str]) -> str:
     for name in dimensions:
@@ -50,22 +51,16 @@ def _dimension_columns(dimensions: Sequence[str]) -> str:
     return "".join(f", {DIMENSIONS[name]} AS dim_{i}" for i, name in enumerate(dimensions))
 
 
-def _scope_daily(dimensions: Sequence[str], where: str, early: bool = False) -> str:
-    """CTEs ``daily`` (spend and sum of squared call costs per watched dimension value and day,
-    in one pass of GROUPING SETS; with ``early``, each day also split at ``$split``) and
-    ``spent`` (the same with one id per dimension value, from ``scopes``). Dimensions are
-    referred to by position (``dim``), so no name is ever quoted into the SQL."""
-    columns = _dimension_columns(dimensions)
+def _scope_daily(early: bool = False) -> str:
+    """CTEs ``daily`` (spend and sum of squared call costs per watched dimension value and day
+    since ``$since``, from the rollup's ``scope_days``; with ``early``, each day also split at
+    the rollup's ``early``) and ``spent`` (the same with one id per dimension value, from
+    ``scopes``). Dimensions are referred to by position (``dim``)."""
     key = "day, early" if early else "day"
-    sets = ", ".join(f"({key}, dim_{i})" for i in range(len(dimensions)))
-    dim = " ".join(f"WHEN grouping(dim_{i}) = 0 THEN {i}" for i in range(len(dimensions)))
-    value = " ".join(f"WHEN grouping(dim_{i}) = 0 THEN dim_{i}" for i in range(len(dimensions)))
-    split = ", ts < $split AS early" if early else ""
     return f"""daily AS MATERIALIZED (
-    SELECT CASE {dim} END AS dim, CASE {value} END AS value, {key},
-           sum(cost_usd) AS spend, sum(cost_usd::DOUBLE * cost_usd::DOUBLE) AS spend_sq
-    FROM (SELECT date AS day{split}, cost_usd{columns} FROM llm_calls WHERE {where})
-    GROUP BY GROUPING SETS ({sets})
+    SELECT dim, value, {key}, sum(spend) AS spend, sum(spend_sq) AS spend_sq
+    FROM scope_days WHERE day >= $since
+    GROUP BY ALL
 ),
 scopes AS MATERIALIZED (
     SELECT row_number() OVER (ORDER BY dim, value) AS scope_id, dim, value
@@ -121,8 +116,8 @@ ORDER BY run_id
 """
 
 
-def spike_sql(dimensions: Sequence[str], where: str) -> str:
-    """Days a scope spent far above its robust baseline (kind ``spike``).
+def spike_sql() -> str:
+    """Days a scope spent far above its robust baseline (kind ``spike``), over the rollup.
 
     Daily spend of every value of every dimension, 0 on the days with traffic since the scope
     first spent. The baseline of a day is the median of the same kind of day (weekday with
@@ -137,7 +132,7 @@ def spike_sql(dimensions: Sequence[str], where: str) -> str:
     ``shared_scope_sql``).
     """
     return f"""
-WITH {_scope_daily(dimensions, where)},
+WITH {_scope_daily()},
 active AS (SELECT DISTINCT day FROM daily),
 grid AS (
     SELECT k.scope_id, a.day, isodow(a.day) >= 6 AS weekend,
@@ -192,8 +187,9 @@ ORDER BY r.run_id
 """
 
 
-def week_over_week_sql(dimensions: Sequence[str], where: str) -> str:
-    """Weeks a scope spent ``$ratio`` times the week before (kind ``week_over_week``).
+def week_over_week_sql() -> str:
+    """Weeks a scope spent ``$ratio`` times the week before (kind ``week_over_week``), over the
+    rollup.
 
     The weeks are given as parallel lists ``$week_no``, ``$week_start``, ``$week_end``,
     ``$week_days`` (ISO weeks from Monday; the last may be cut at now, and is then compared with
@@ -207,7 +203,7 @@ def week_over_week_sql(dimensions: Sequence[str], where: str) -> str:
     (what it shares with the others: ``shared_scope_sql``).
     """
     return f"""
-WITH {_scope_daily(dimensions, where, early=True)},
+WITH {_scope_daily(early=True)},
 weeks AS (
     SELECT unnest($week_no) AS week_no, unnest($week_start) AS week_start,
            unnest($week_end) AS week_end, unnest($week_days) AS week_days,
@@ -278,6 +274,51 @@ _SHARED: Final = """shared AS (
 )"""
 
 
+_FLOW_MINUTE: Final = "hash(coalesce(session_id, trace_id), epoch_us(ts) // 60000000)"
+"""A call's flow-minute for the warm-minute pass: its session's, else its trace's (a hash)."""
+
+
+def runaway_minutes_sql(where: str) -> str:
+    """What the runaway detector judges, and the minutes it must look at closely (one pass).
+
+    The calls ``where`` selects (the judged days: a flow that starts in them has its busy
+    minutes in them too) are counted per minute of their session, or of their trace when they
+    have no session: ``units_checked`` is how many such flow-minutes there are. A
+    minute can only run away if its calls reach ``$min_calls`` or its tokens ``$min_tokens``
+    (the limits are never below these floors), and a trace's calls in a minute are all in its
+    session's, so only the minutes at the floors are returned (``warm``: hashes of id and
+    minute), and :func:`runaway_sql` then counts traces and sessions exactly, in their
+    workflows only. Grouping by a 64-bit hash rather than by the id strings makes this pass
+    faster; two flows whose hashes collide are only counted together here, which can add a warm
+    minute, never hide one. What this misses: a trace whose calls in one minute are split
+    between sessions (or between a session and none), none of the parts reaching the floors.
+    """
+    return f"""
+WITH minutes AS (
+    SELECT count(*) AS calls, sum(tokens) AS tokens, flow_minute
+    FROM (
+        SELECT {_FLOW_MINUTE} AS flow_minute, input_tokens + output_tokens AS tokens
+        FROM llm_calls WHERE {where}
+    )
+    GROUP BY flow_minute
+)
+SELECT count(*) AS units_checked,
+       coalesce(list(flow_minute) FILTER (WHERE calls >= $min_calls OR tokens >= $min_tokens), []) AS warm
+FROM minutes
+"""
+
+
+def runaway_workflows_sql(where: str) -> str:
+    """The workflows of the calls in the ``$warm`` minutes of :func:`runaway_minutes_sql`
+    (same ``where``)."""
+    return f"""
+SELECT DISTINCT coalesce(workflow, service, '') AS workflow
+FROM llm_calls
+WHERE {where} AND {_FLOW_MINUTE} IN (SELECT unnest($warm))
+ORDER BY workflow
+"""
+
+
 def runaway_sql(where: str) -> str:
     """Traces and sessions calling far faster than their workflow's norm (kind ``runaway_loop``).
 
@@ -289,13 +330,17 @@ def runaway_sql(where: str) -> str:
     when its calls reach ``$min_calls`` and ``$factor`` times the norm, or its tokens reach
     ``$min_tokens`` and ``$factor`` times the token norm (without a norm: the floors alone).
     A candidate is a trace or session with such minutes; it starts at the first of them.
+
+    Only the calls of the workflows ``$workflows`` are read: those :func:`runaway_workflows_sql`
+    found in warm minutes (a norm needs every trace or session of its workflow, and nothing
+    else; when no minute is warm the report does not run this statement at all).
     """
     return f"""
 WITH calls AS MATERIALIZED (
     SELECT row_number() OVER () AS call_no, ts, date AS day, trace_id, session_id,
            coalesce(workflow, service, '') AS workflow, input_tokens + output_tokens AS tokens, cost_usd
     FROM llm_calls
-    WHERE {where}
+    WHERE {where} AND coalesce(workflow, service, '') IN (SELECT unnest($workflows))
 ),
 grouped AS MATERIALIZED (
     SELECT 0 AS dim, trace_id AS value, call_no, ts, day, workflow, tokens, cost_usd FROM calls
@@ -366,9 +411,9 @@ ORDER BY r.run_id
 """
 
 
-def model_switch_sql(where: str) -> str:
+def model_switch_sql() -> str:
     """Features whose cost per call stepped up as their calls moved to other models (kind
-    ``model_switch``).
+    ``model_switch``), over the rollup's ``feature_models`` since ``$since``.
 
     Per feature and day: calls, spend, cost per call (exact mean) and the share of the calls of
     each model. The baseline of a day is the median daily cost per call of the feature's days
@@ -380,13 +425,11 @@ def model_switch_sql(where: str) -> str:
     """
     return f"""
 WITH calls AS MATERIALIZED (
-    SELECT date AS day, feature, {_MODEL} AS model, cost_usd
-    FROM llm_calls
-    WHERE {where} AND feature IS NOT NULL
+    SELECT feature, model, day, calls, spend FROM feature_models WHERE day >= $since AND feature IS NOT NULL
 ),
 daily AS (
-    SELECT feature, day, count(*) AS calls, sum(cost_usd) AS spend,
-           {money_mean("sum(cost_usd)", "count(*)")} AS cost_per_call
+    SELECT feature, day, sum(calls) AS calls, sum(spend) AS spend,
+           {money_mean("sum(spend)", "sum(calls)")} AS cost_per_call
     FROM calls GROUP BY ALL
 ),
 baselines AS (
@@ -408,7 +451,7 @@ mix AS (
            ) AS past_calls
     FROM daily d
     JOIN (SELECT DISTINCT feature, model FROM calls) m USING (feature)
-    LEFT JOIN (SELECT feature, day, model, count(*) AS calls FROM calls GROUP BY ALL) c
+    LEFT JOIN calls c
       ON c.feature = d.feature AND c.day = d.day AND c.model IS NOT DISTINCT FROM m.model
 ),
 shares AS (
@@ -453,6 +496,67 @@ ORDER BY r.feature, r.first_day
 """
 
 
+def context_growth_bounds_sql(where: str) -> str:
+    """What the context-growth detector judges, and the sessions that may be growing (one pass).
+
+    The exact test (:func:`context_growth_sql`) orders every call of a session, which over a
+    month of calls is a sort of all of them. Most sessions can be cleared without it: per
+    session, feature and day this counts the calls and sums their input tokens, with the
+    smallest and largest call. The days, in order, place each call within a position range, so
+    the calls of the first third (``ntile(3)``: the first ``calls // 3 + (calls % 3 >= 1)``) and
+    of the last third (the last ``calls // 3``) are known exactly on the days wholly inside a
+    third, and bounded on the day a third starts or ends (its k earliest calls sum to at least
+    ``max(k * smallest, sum - (n - k) * largest)``, its k latest to at most
+    ``min(k * largest, sum - (n - k) * smallest)``). A session whose highest possible last-third
+    mean is under ``$ratio`` times its lowest possible first-third mean cannot grow; the others
+    are returned (``sessions``, ``features``: parallel lists) for the exact test.
+    ``scopes_checked`` and ``units_checked`` count the judged sessions (``$min_calls`` calls or
+    more, started in the judged days) and their features, as :func:`context_growth_sql` would.
+    """
+    return f"""
+WITH days AS (
+    SELECT session_id, feature, date AS day, count(*) AS n, sum(input_tokens) AS total,
+           min(input_tokens) AS low, max(input_tokens) AS high
+    FROM llm_calls
+    WHERE {where} AND session_id IS NOT NULL
+    GROUP BY ALL
+),
+placed AS (
+    SELECT *,
+           sum(n) OVER (PARTITION BY session_id, feature ORDER BY day ROWS UNBOUNDED PRECEDING) - n AS before,
+           sum(n) OVER (PARTITION BY session_id, feature) AS calls,
+           min(day) OVER (PARTITION BY session_id, feature) AS first_day
+    FROM days
+),
+thirds AS (
+    SELECT *, greatest(0, least(first_size, before + n) - before) AS in_first,
+           greatest(0, before + n - greatest(before, calls - last_size)) AS in_last
+    FROM (SELECT *, calls // 3 + (calls % 3 >= 1)::BIGINT AS first_size, calls // 3 AS last_size FROM placed)
+),
+bounded AS (
+    SELECT session_id, feature, any_value(calls) AS calls, any_value(first_day) AS day,
+           any_value(first_size) AS first_size, any_value(last_size) AS last_size,
+           sum(CASE WHEN in_first = n THEN total
+                    WHEN in_first > 0 THEN greatest(in_first * low, total - (n - in_first) * high)
+                    ELSE 0 END) AS first_low,
+           sum(CASE WHEN in_last = n THEN total
+                    WHEN in_last > 0 THEN least(in_last * high, total - (n - in_last) * low)
+                    ELSE 0 END) AS last_high
+    FROM thirds
+    GROUP BY session_id, feature
+),
+judged AS (
+    SELECT *, last_high * first_size >= $ratio * first_low * last_size AS may_grow
+    FROM bounded
+    WHERE calls >= $min_calls AND day BETWEEN $judge_first AND $judge_last
+)
+SELECT count(DISTINCT feature) AS scopes_checked, count(*) AS units_checked,
+       coalesce(list(session_id ORDER BY session_id, feature) FILTER (WHERE may_grow), []) AS sessions,
+       coalesce(list(feature ORDER BY session_id, feature) FILTER (WHERE may_grow), []) AS features
+FROM judged
+"""
+
+
 def context_growth_sql(where: str) -> str:
     """Sessions whose input tokens per call grew call after call (kind ``context_growth``).
 
@@ -461,12 +565,20 @@ def context_growth_sql(where: str) -> str:
     tokens of its last third are ``$ratio`` times those of its first third. Its extra cost is its
     spend minus its calls at the cost per call of its first third. One candidate per feature:
     its growing sessions (largest extra cost first), from the first one's start.
+
+    Only the sessions ``$sessions``/``$features`` (parallel lists: those
+    :func:`context_growth_bounds_sql` could not clear) are read.
     """
     return f"""
 WITH calls AS (
-    SELECT session_id, feature, ts, span_id, date AS day, input_tokens, cost_usd
-    FROM llm_calls
-    WHERE {where} AND session_id IS NOT NULL
+    SELECT c.*
+    FROM (
+        SELECT session_id, feature, ts, span_id, date AS day, input_tokens, cost_usd
+        FROM llm_calls
+        WHERE {where} AND session_id IS NOT NULL
+    ) c
+    SEMI JOIN (SELECT unnest($sessions) AS session_id, unnest($features) AS feature) k
+           ON c.session_id = k.session_id AND c.feature IS NOT DISTINCT FROM k.feature
 ),
 ordered AS (
     SELECT *, ntile(3) OVER (PARTITION BY session_id, feature ORDER BY ts, span_id) AS third
@@ -508,28 +620,26 @@ ORDER BY f.feature
 """
 
 
-def non_production_sql(where: str) -> str:
+def non_production_sql() -> str:
     """Days a non-production environment made ``$share`` or more of all spend (kind
-    ``non_production``).
+    ``non_production``), over the rollup's ``environment_days`` since ``$since``.
 
     Non-production: an ``environment`` that is set and not in ``$production`` (lower-cased).
     A day is flagged when the environment spent at least ``$min_usd`` and its share of the
     day's spend (of the calls the filters keep) reaches ``$share``. Consecutive flagged days
     (among the days with traffic) of an environment are one candidate.
     """
-    return f"""
+    return """
 WITH calls AS MATERIALIZED (
-    SELECT date AS day, environment, cost_usd
-    FROM llm_calls
-    WHERE {where}
+    SELECT environment, day, spend FROM environment_days WHERE day >= $since
 ),
 days AS (
-    SELECT day, sum(cost_usd) AS total, row_number() OVER (ORDER BY day) AS day_no
+    SELECT day, sum(spend) AS total, row_number() OVER (ORDER BY day) AS day_no
     FROM calls GROUP BY day
 ),
 judged AS (
-    SELECT c.environment, c.day, d.day_no, d.total, sum(c.cost_usd) AS spend,
-           CASE WHEN d.total > 0 THEN sum(c.cost_usd) / d.total END AS share
+    SELECT c.environment, c.day, d.day_no, d.total, sum(c.spend) AS spend,
+           CASE WHEN d.total > 0 THEN sum(c.spend) / d.total END AS share
     FROM calls c JOIN days d USING (day)
     WHERE c.environment IS NOT NULL AND NOT list_contains($production, lower(c.environment))
     GROUP BY c.environment, c.day, d.day_no, d.total

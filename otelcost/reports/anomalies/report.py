@@ -48,6 +48,7 @@ import pyarrow as pa
 
 from otelcost.money import format_amount
 from otelcost.reports.anomalies import detectors, evidence
+from otelcost.reports.anomalies.rollup import Rollup, read_rollup
 from otelcost.reports.base import ReportContext, ReportRequest, ReportResult, register
 from otelcost.reports.config import AnomaliesConfig
 from otelcost.reports.dimensions import calls_where
@@ -249,10 +250,10 @@ def judged_weeks(period: Period, cut: bool) -> list[tuple[datetime, datetime]]:
 
 
 def _spikes(
-    context: ReportContext, window: Window, config: AnomaliesConfig, dimensions: Sequence[str]
+    context: ReportContext, window: Window, config: AnomaliesConfig, dimensions: Sequence[str], rollup: Rollup
 ) -> Checked:
-    where, params = window.read(window.before(config.baseline_days))
-    params |= {
+    params: dict[str, object] = {
+        "since": window.before(config.baseline_days).date(),
         "judge_first": window.first_day,
         "judge_last": window.last_day,
         "baseline_days": config.baseline_days,
@@ -262,7 +263,7 @@ def _spikes(
         "min_ratio": config.min_ratio,
         "threshold": float(config.threshold),
     }
-    scopes, units, rows = _rows(context.query(detectors.spike_sql(dimensions, where), params), "run_id")
+    scopes, units, rows = _rows(rollup.query(detectors.spike_sql(), params), "run_id")
     shared = _shared_of_scopes(
         context,
         window,
@@ -316,9 +317,9 @@ def _spikes(
     return Checked("spike", scopes, units, "scope-days", candidates)
 
 
-def _week_over_week(
-    context: ReportContext, window: Window, config: AnomaliesConfig, dimensions: Sequence[str], cut: bool
-) -> Checked:
+def _wow_weeks(context: ReportContext, window: Window, cut: bool) -> list[tuple[datetime, datetime]]:
+    """The weeks the week-over-week detector judges: :func:`judged_weeks` that the lake holds a
+    whole week before."""
     weeks = judged_weeks(window.period, cut)
     if weeks:
         # a week is compared with a whole week before it, not with the part the lake holds
@@ -331,12 +332,23 @@ def _week_over_week(
             .to_pylist()
         )
         weeks = [w for w in weeks if history is not None and history <= w[0].date() - timedelta(days=7)]
+    return weeks
+
+
+def _week_over_week(
+    context: ReportContext,
+    window: Window,
+    config: AnomaliesConfig,
+    dimensions: Sequence[str],
+    *,
+    weeks: Sequence[tuple[datetime, datetime]],
+    rollup: Rollup,
+) -> Checked:
     if not weeks:
         return Checked("week_over_week", 0, 0, "scope-weeks", [])
-    where, params = window.read(weeks[0][0] - timedelta(days=7))
-    split = window.period.end - timedelta(days=7)
     before = [end - timedelta(days=7) for _, end in weeks]
-    params |= {
+    params: dict[str, object] = {
+        "since": (weeks[0][0] - timedelta(days=7)).date(),
         "week_no": [start.date().toordinal() // 7 for start, _ in weeks],
         "week_start": [start for start, _ in weeks],
         "week_end": [end for _, end in weeks],
@@ -345,16 +357,14 @@ def _week_over_week(
         "week_last": [(end - timedelta(microseconds=1)).date() for _, end in weeks],
         "prev_first": [start.date() - timedelta(days=7) for start, _ in weeks],
         "prev_last": [end.date() - timedelta(days=1) for end in before],
-        # the week to date ends at now, so the week before ends within a day, at ``split``
+        # the week to date ends at now, so the week before ends within a day (the rollup's
+        # ``early`` calls of that day are the ones before it)
         "prev_partial": [None if end == _midnight(end.date()) else end.date() for end in before],
-        "split": split,
         "ratio": config.week_over_week_ratio,
         "min_usd": config.min_daily_usd,
         "threshold": float(config.threshold),
     }
-    scopes, units, rows = _rows(
-        context.query(detectors.week_over_week_sql(dimensions, where), params), "run_id"
-    )
+    scopes, units, rows = _rows(rollup.query(detectors.week_over_week_sql(), params), "run_id")
     shared = _shared_of_scopes(
         context,
         window,
@@ -408,18 +418,35 @@ def _week_over_week(
     return Checked("week_over_week", scopes, units, "scope-weeks", candidates)
 
 
-def _runaways(context: ReportContext, window: Window, config: AnomaliesConfig) -> Checked:
+def _runaways(context: ReportContext, window: Window, config: AnomaliesConfig, rollup: Rollup) -> Checked:
+    floors: dict[str, object] = {
+        "min_calls": config.runaway_min_calls_per_minute,
+        "min_tokens": config.runaway_min_tokens_per_minute,
+    }
+    judged_where, judged_params = window.read(window.before(0))
+    (first,) = context.query(detectors.runaway_minutes_sql(judged_where), judged_params | floors).to_pylist()
+    units = int(first["units_checked"])
+    workflows_checked = rollup.query(
+        "SELECT count(DISTINCT workflow) AS workflows FROM workflow_days WHERE day >= $since",
+        {"since": window.first_day},
+    )
+    (scopes,) = workflows_checked.column("workflows").to_pylist()
+    unit = "session (else trace) minutes"
+    if not first["warm"]:
+        return Checked("runaway_loop", scopes, units, unit, [])
+    workflows = context.query(
+        detectors.runaway_workflows_sql(judged_where), judged_params | {"warm": first["warm"]}
+    )
     where, params = window.read(window.before(config.baseline_days))
-    params |= {
+    params |= floors | {
         "judge_first": window.first_day,
         "judge_last": window.last_day,
         "baseline_days": config.baseline_days,
-        "min_calls": config.runaway_min_calls_per_minute,
-        "min_tokens": config.runaway_min_tokens_per_minute,
         "factor": config.runaway_factor,
         "min_usd": config.min_daily_usd,
+        "workflows": workflows.column("workflow").to_pylist(),
     }
-    scopes, units, rows = _rows(context.query(detectors.runaway_sql(where), params), "run_id")
+    _, _, rows = _rows(context.query(detectors.runaway_sql(where), params), "run_id")
     candidates = []
     for row in rows:
         column = _RUNAWAY_SCOPES[row["dim"]]
@@ -468,12 +495,12 @@ def _runaways(context: ReportContext, window: Window, config: AnomaliesConfig) -
                 shared=_shared(row),
             )
         )
-    return Checked("runaway_loop", scopes, units, "traces and sessions", candidates)
+    return Checked("runaway_loop", scopes, units, unit, candidates)
 
 
-def _model_switches(context: ReportContext, window: Window, config: AnomaliesConfig) -> Checked:
-    where, params = window.read(window.before(config.baseline_days))
-    params |= {
+def _model_switches(window: Window, config: AnomaliesConfig, rollup: Rollup) -> Checked:
+    params: dict[str, object] = {
+        "since": window.before(config.baseline_days).date(),
         "judge_first": window.first_day,
         "judge_last": window.last_day,
         "baseline_days": config.baseline_days,
@@ -482,7 +509,7 @@ def _model_switches(context: ReportContext, window: Window, config: AnomaliesCon
         "ratio": config.model_switch_ratio,
         "min_shift": float(config.model_switch_min_shift),
     }
-    scopes, units, rows = _rows(context.query(detectors.model_switch_sql(where), params), "first_day")
+    scopes, units, rows = _rows(rollup.query(detectors.model_switch_sql(), params), "first_day")
     candidates = []
     for row in rows:
         first, last = row["first_day"], row["last_day"]
@@ -522,9 +549,13 @@ def _context_growth(context: ReportContext, window: Window, config: AnomaliesCon
         "judge_last": window.last_day,
         "min_calls": config.context_growth_min_calls,
         "ratio": float(config.context_growth_ratio),
-        "min_usd": config.min_daily_usd,
     }
-    scopes, units, rows = _rows(context.query(detectors.context_growth_sql(where), params), "first_ts")
+    (first,) = context.query(detectors.context_growth_bounds_sql(where), params).to_pylist()
+    scopes, units = int(first["scopes_checked"]), int(first["units_checked"])
+    if not first["sessions"]:
+        return Checked("context_growth", scopes, units, "sessions", [])
+    params |= {"min_usd": config.min_daily_usd, "sessions": first["sessions"], "features": first["features"]}
+    _, _, rows = _rows(context.query(detectors.context_growth_sql(where), params), "first_ts")
     candidates = []
     for row in rows:
         sessions: list[str] = row["session_ids"]
@@ -556,14 +587,14 @@ def _context_growth(context: ReportContext, window: Window, config: AnomaliesCon
     return Checked("context_growth", scopes, units, "sessions", candidates)
 
 
-def _non_production(context: ReportContext, window: Window, config: AnomaliesConfig) -> Checked:
-    where, params = window.read(window.before(0))
-    params |= {
+def _non_production(window: Window, config: AnomaliesConfig, rollup: Rollup) -> Checked:
+    params: dict[str, object] = {
+        "since": window.before(0).date(),
         "production": sorted({name.strip().lower() for name in config.production_environments}),
         "min_usd": config.min_daily_usd,
         "share": float(config.non_production_share),
     }
-    scopes, units, rows = _rows(context.query(detectors.non_production_sql(where), params), "first_day")
+    scopes, units, rows = _rows(rollup.query(detectors.non_production_sql(), params), "first_day")
     candidates = []
     for row in rows:
         first, last = row["first_day"], row["last_day"]
@@ -593,6 +624,25 @@ def _non_production(context: ReportContext, window: Window, config: AnomaliesCon
             )
         )
     return Checked("non_production", scopes, units, "days", candidates)
+
+
+def _read_rollup(
+    context: ReportContext,
+    window: Window,
+    config: AnomaliesConfig,
+    dimensions: Sequence[str],
+    weeks: Sequence[tuple[datetime, datetime]],
+) -> Rollup:
+    """The day-level spend every day detector reads, from the earliest day any of them needs;
+    the week to date, when the period was cut at now, is compared with the week before up to
+    the same instant, so that week's cut day is split there."""
+    since = window.before(config.baseline_days)
+    if weeks:
+        since = min(since, weeks[0][0] - timedelta(days=7))
+    where, params = window.read(since)
+    split = window.period.end - timedelta(days=7)
+    partial = None if split == _midnight(split.date()) else split.date()
+    return read_rollup(context, dimensions, where, params, partial_day=partial, split=split)
 
 
 # -- the report ---------------------------------------------------------------------------------
@@ -636,14 +686,16 @@ def anomalies(context: ReportContext, request: ReportRequest) -> ReportResult:
     period = asked.cut(now)
     window = Window(period, request.filters)
     dimensions = request.by or tuple(config.dimensions)
-    checks = [
-        _spikes(context, window, config, dimensions),
-        _week_over_week(context, window, config, dimensions, cut=period.end < asked.end),
-        _runaways(context, window, config),
-        _model_switches(context, window, config),
-        _context_growth(context, window, config),
-        _non_production(context, window, config),
-    ]
+    weeks = _wow_weeks(context, window, cut=period.end < asked.end)
+    with _read_rollup(context, window, config, dimensions, weeks) as rollup:
+        checks = [
+            _spikes(context, window, config, dimensions, rollup),
+            _week_over_week(context, window, config, dimensions, weeks=weeks, rollup=rollup),
+            _runaways(context, window, config, rollup),
+            _model_switches(window, config, rollup),
+            _context_growth(context, window, config),
+            _non_production(window, config, rollup),
+        ]
     found = {check.kind: fold_incidents(check.candidates) for check in checks}
     findings = sorted(
         (finding for kind in KINDS for finding in found[kind]),
