@@ -28,9 +28,12 @@ a subclass lives beside the code that raises it)::
         ├── UnknownBudgetError       the named budget does not exist
         ├── UnknownOverrideError     the named override does not exist
         └── InvalidOverrideError     the override asked for is not valid (bad field, past end)
-    └── ReportError                  a report cannot be made from what it was given
-        ├── UnknownReportError       no report has the name asked for
-        └── StatementError           a chargeback statement cannot be closed or read
+    ├── ReportError                  a report cannot be made from what it was given
+    │   ├── UnknownReportError       no report has the name asked for
+    │   └── StatementError           a chargeback statement cannot be closed or read
+    └── ReconcileError               an invoice cannot be reconciled (provider, period)
+        └── InvoiceFormatError       an invoice row does not parse: file, line, column
+                                     (reconcile/errors.py)
 
 Not in the tree, on purpose: ``ValueError`` subclasses that parsers raise and their callers turn
 into one of the above (``normalize/values.InvalidCountError`` becomes a rejected span,

@@ -142,9 +142,25 @@ def _close_period(config: Config, period: str, fmt: str, options: dict[str, Any]
         )
 
 
+def _monthly_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--invoice-provider",
+        type=click.Choice(("openai", "anthropic", "bedrock", "azure-openai")),
+        help="Whose bill --invoice is (docs/reconciliation.md).",
+    )(fn)
+    return click.option(
+        "--invoice",
+        "invoice_files",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The provider's usage or cost export: adds the invoice reconciliation section; repeatable.",
+    )(fn)
+
+
 EXTRA_OPTIONS: Final[dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]] = {
     "unit-economics": _unit_economics_options,
     "chargeback": _chargeback_options,
+    "monthly": _monthly_options,
 }
 """Options only some reports read: a field of ReportRequest of the same name, except
 chargeback's ``--close``, an action that ``_close_period`` carries out instead of the report."""

@@ -62,6 +62,12 @@ class ReportRequest(BaseModel):
         None, description="unit-economics: CSV of tenant_id, period, revenue_usd."
     )
     outcomes_file: Path | None = Field(None, description="unit-economics: CSV of feature, day, outcomes.")
+    invoice_files: tuple[Path, ...] = Field(
+        (), description="monthly: the provider's usage or cost exports to reconcile (docs/reconciliation.md)."
+    )
+    invoice_provider: str | None = Field(
+        None, description="monthly: whose bill invoice_files are: openai, anthropic, bedrock, azure-openai."
+    )
     max_cost_share: Decimal = Field(
         Decimal("0.3"),
         gt=0,

@@ -19,6 +19,10 @@ the same figures as sections; each section is the data behind one chart or table
 ``movers``
     The ``--top`` rows of the showback report by ``--by`` (default team and feature) whose
     cost changed most against the previous month, in either direction.
+``reconciliation``, ``reconciliation_findings``
+    With ``invoice_files`` and ``invoice_provider``: the summary and findings of
+    ``otelcost.reconcile`` for the whole month (docs/reconciliation.md); the page's "Invoice
+    reconciliation" section.
 ``budgets``, ``projection``, ``anomalies``, ``unattributed``, ``outcomes``
     Sections of the ``forecast`` (its budgets, and its projection of the month for the total
     and each team), ``anomalies`` (its findings), ``unattributed`` (its services) and
@@ -47,6 +51,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from otelcost.errors import ReportError
+from otelcost.pricing.catalog import Catalog
+from otelcost.pricing.config import PricingConfig
+from otelcost.reconcile import reconcile
 from otelcost.reports.base import REPORTS, ReportContext, ReportRequest, ReportResult, register, run_report
 from otelcost.reports.dimensions import calls_where
 from otelcost.reports.html import page, percent_text, table_html
@@ -143,6 +150,27 @@ def _summary(
             "unattributed_share": pa.array([_ratio(row["unattributed_cost_usd"], cost)], pa.float64()),
         }
     )
+
+
+def _reconciliation(
+    context: ReportContext, month: Period, request: ReportRequest, notes: list[str]
+) -> dict[str, pa.Table]:
+    if request.invoice_provider is None:
+        raise ReportError("invoice_files need invoice_provider: openai, anthropic, bedrock or azure-openai")
+    result = reconcile(
+        context.lake_dir,
+        request.invoice_provider,
+        request.invoice_files,
+        month.start,
+        month.end,
+        catalog=Catalog.load(context.pricing or PricingConfig()),
+        timeout=context.timeout,
+    )
+    notes.extend(f"reconciliation: {note}" for note in result.notes)
+    return {
+        "reconciliation": result.sections["summary"],
+        "reconciliation_findings": result.sections["findings"],
+    }
 
 
 def _movers(spend: pa.Table, by: Sequence[str], top: int) -> pa.Table:
@@ -346,6 +374,25 @@ def _unattributed_html(summary: dict[str, object], services: pa.Table | None) ->
     return "".join(parts)
 
 
+def _reconciliation_html(sections: dict[str, pa.Table]) -> str:
+    summary = sections["reconciliation"].to_pylist()[0]
+    share = summary["explained_share"]
+    if summary["basis"] == "usd":
+        text = (
+            f"{dollars(summary['explained_usd'])} of {dollars(summary['billed_usd'])} billed by "
+            f"{summary['provider']} is explained by the lake's calls "
+            f"({percent_text(share if isinstance(share, float) else 0.0)}); unexplained "
+            f"{dollars(summary['unexplained_usd'])}, "
+            f"over-attributed {dollars(summary['over_attributed_usd'])}."
+        )
+    else:
+        text = f"{summary['explained_tokens']:,} of {summary['billed_tokens']:,} billed tokens are explained."
+    findings = sections["reconciliation_findings"]
+    columns = ["kind", "cause", "model", "token_class", "first_day", "last_day", "usd", "likely_cause"]
+    body = table_html(findings.select(columns), css="wrap-last") if findings.num_rows else ""
+    return f"<p>{html.escape(text)}</p>{body}"
+
+
 def _budgets_html(budgets: pa.Table | None, projection: pa.Table | None) -> str:
     parts = []
     if budgets is not None and budgets.num_rows:
@@ -413,6 +460,8 @@ def render_monthly(result: ReportResult) -> str:
             "Unattributed spend", _unattributed_html(summary, sections.get("unattributed")), "unattributed"
         )
     )
+    if "reconciliation" in sections:
+        parts.append(_section("Invoice reconciliation", _reconciliation_html(sections), "reconciliation"))
     if "outcomes" in sections and sections["outcomes"].num_rows:  # "where known": else no section
         parts.append(_section("Cost per outcome", table_html(sections["outcomes"]), "outcomes"))
     if result.notes:
@@ -455,4 +504,6 @@ def monthly(context: ReportContext, request: ReportRequest) -> ReportResult:
         "movers": _movers(movers, by, request.top),
     }
     sections |= _composed(context, scoped, notes)
+    if request.invoice_files:
+        sections |= _reconciliation(context, month, request, notes)
     return ReportResult("monthly", current, sections, tuple(notes))
