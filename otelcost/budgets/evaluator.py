@@ -295,6 +295,8 @@ class Evaluator:
             "consume_errors": self.consume_errors,
             "last_consume_seconds": self.last_consume_seconds,
             "snapshot_version": snapshot.version,
+            # Wall-clock seconds: Prometheus gets the decisions' age as time() minus this.
+            "snapshot_computed_at_seconds": snapshot.computed_at_ns / 1e9,
             "decisions": len(snapshot.decisions),
             "alerts_delivered": dispatcher.delivered,
             "alerts_failed": dispatcher.failed,

@@ -25,10 +25,35 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here because the command modules import `main` from this module.
-    from otelcost.cli import budgets, config_cmd, demo, lake, pricing, report, serve, sql  # noqa: PLC0415
+    from otelcost.cli import (  # noqa: PLC0415
+        budgets,
+        config_cmd,
+        demo,
+        doctor,
+        export,
+        lake,
+        pricing,
+        reconcile,
+        report,
+        serve,
+        sql,
+    )
     from otelcost.spool import commands as spool  # noqa: PLC0415
 
-    for module in (serve, config_cmd, sql, lake, pricing, report, budgets, demo, spool):
+    for module in (
+        serve,
+        config_cmd,
+        sql,
+        lake,
+        pricing,
+        report,
+        export,
+        reconcile,
+        budgets,
+        doctor,
+        demo,
+        spool,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 
