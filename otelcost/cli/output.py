@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import IO, Any, Final, TypeVar
 
@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from otelcost.arrowjson import Converter, decimals_needed, json_converter, json_float
 
-__all__ = ["FORMATS", "emit", "output_options"]
+__all__ = ["FORMATS", "emit", "emit_sections", "output_options"]
 
 FORMATS: Final = ("table", "csv", "json", "jsonl")
 NULL_TEXT: Final = "NULL"
@@ -183,3 +183,15 @@ def emit(table: pa.Table, fmt: str, *, file: IO[str] | None = None) -> None:
         _write_csv(table, out)
     else:
         _write_jsonl(table, out, as_array=fmt == "json")
+
+
+def emit_sections(sections: Mapping[str, pa.Table], *, file: IO[str], titled: bool = True) -> None:
+    """Several named tables as text tables, each under ``== name ==`` (unless ``titled`` is
+    false and there is one), an empty one as ``(no rows)``: a report's or a check's sections."""
+    for index, (name, table) in enumerate(sections.items()):
+        if titled or len(sections) > 1:
+            file.write(("\n" if index else "") + f"== {name} ==\n")
+        if table.num_rows == 0:
+            file.write("(no rows)\n")
+        else:
+            emit(table, "table", file=file)

@@ -24,7 +24,7 @@ import click
 
 from otelcost.arrowjson import json_rows
 from otelcost.cli.common import config_options, load_cli_config, otelcost_errors
-from otelcost.cli.output import emit
+from otelcost.cli.output import emit, emit_sections
 from otelcost.pricing.catalog import Catalog
 from otelcost.reconcile import DEFAULT_MIN_EXPLAINED, DEFAULT_MIN_FINDING, PROVIDERS, ReconcileResult
 from otelcost.reconcile import reconcile as run_reconciliation
@@ -87,13 +87,8 @@ def _write(result: ReconcileResult, fmt: str, section: str | None, out: Path | N
         elif fmt == "csv":
             emit(result.sections[section or "findings"], "csv", file=stream)
         else:
-            for index, name in enumerate(section.split(",") if section else SECTIONS[:2]):
-                table = result.sections[name]
-                stream.write(("\n" if index else "") + f"== {name} ==\n")
-                if table.num_rows == 0:
-                    stream.write("(no rows)\n")
-                else:
-                    emit(table, "table", file=stream)
+            names = section.split(",") if section else SECTIONS[:2]
+            emit_sections({name: result.sections[name] for name in names}, file=stream)
     if fmt == "table":
         for note in result.notes:
             click.echo(f"note: {note}", err=True)

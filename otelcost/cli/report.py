@@ -20,7 +20,7 @@ from typing import Any, Final
 import click
 
 from otelcost.cli.common import config_options, load_cli_config, otelcost_errors
-from otelcost.cli.output import emit
+from otelcost.cli.output import emit, emit_sections
 from otelcost.config import Config, report_context
 from otelcost.reports import REPORTS, ReportRequest, ReportResult, run_report
 from otelcost.reports.base import ReportSpec, request_problem
@@ -187,13 +187,7 @@ def _write(result: ReportResult, fmt: str, section: str | None, out: Path | None
                 )
             emit(result.sections[name], fmt, file=stream)
         else:
-            for index, (name, table) in enumerate(result.sections.items()):
-                if len(result.sections) > 1:
-                    stream.write(("\n" if index else "") + f"== {name} ==\n")
-                if table.num_rows == 0:
-                    stream.write("(no rows)\n")
-                else:
-                    emit(table, "table", file=stream)
+            emit_sections(result.sections, file=stream, titled=False)
     if fmt == "table":
         for note in result.notes:
             click.echo(f"note: {note}", err=True)

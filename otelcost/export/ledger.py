@@ -21,8 +21,6 @@ import io
 import json
 import os
 import re
-import secrets
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -31,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from otelcost.errors import ReportError
-from otelcost.fsync import fsync_path
+from otelcost.fsync import publish_directory
 
 __all__ = ["DATASET", "LedgerVersion", "latest_version", "ledger_dir", "write_version"]
 
@@ -88,25 +86,14 @@ def latest_version(directory: Path) -> LedgerVersion | None:
 def write_version(directory: Path, version: int, dataset: bytes, manifest: dict[str, Any]) -> Path:
     """Store ``dataset`` as version ``version`` atomically; the caller holds the closing lock."""
     final = directory / f"v{version}"
-    if final.exists():
-        raise ReportError(f"{final} already exists; an exported version is never rewritten")
     manifest = dict(manifest, sha256={DATASET: hashlib.sha256(dataset).hexdigest()})
     contents = {
         DATASET: dataset,
         MANIFEST: (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"),
     }
-    temporary = directory / f".v{version}.tmp-{secrets.token_hex(4)}"
     try:
-        temporary.mkdir()
-        for name, data in contents.items():
-            with open(temporary / name, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-        fsync_path(temporary)
-        os.rename(temporary, final)
-        fsync_path(directory)
+        return publish_directory(final, contents)
+    except FileExistsError as exc:
+        raise ReportError(f"{final} already exists; an exported version is never rewritten") from exc
     except OSError as exc:
-        shutil.rmtree(temporary, ignore_errors=True)
         raise ReportError(f"cannot write the FOCUS export ledger {final}: {exc.strerror or exc}") from exc
-    return final

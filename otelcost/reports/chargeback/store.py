@@ -23,8 +23,6 @@ import io
 import json
 import os
 import re
-import secrets
-import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from otelcost.errors import StatementError
-from otelcost.fsync import fsync_path
+from otelcost.fsync import fsync_path, publish_directory
 
 __all__ = [
     "MANIFEST",
@@ -214,25 +212,14 @@ def write_version(
     ``version`` of ``label``, atomically; the caller holds :func:`closing_lock`."""
     directory = period_dir(statements_dir, label)
     final = directory / f"v{version}"
-    if final.exists():
-        raise StatementError(f"{final} already exists; a closed statement is never rewritten")
     manifest = dict(
         manifest, files={name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in files.items()}
     )
     contents = dict(files)
     contents[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    temporary = directory / f".v{version}.tmp-{secrets.token_hex(4)}"
     try:
-        temporary.mkdir()
-        for name, data in contents.items():
-            with open(temporary / name, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-        fsync_path(temporary)
-        os.rename(temporary, final)
-        fsync_path(directory)
+        return publish_directory(final, contents)
+    except FileExistsError as exc:
+        raise StatementError(f"{final} already exists; a closed statement is never rewritten") from exc
     except OSError as exc:
-        shutil.rmtree(temporary, ignore_errors=True)
         raise StatementError(f"cannot write statement {final}: {exc.strerror or exc}") from exc
-    return final
