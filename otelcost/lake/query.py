@@ -48,7 +48,15 @@ from otelcost.errors import LakeError
 from otelcost.lake.layout import CHANGES_TABLE_NAME, DUPLICATES_TABLE_NAME, FILE_SUFFIX, TABLE_NAME, table_dir
 from otelcost.schema import ATTRIBUTION_DIMENSIONS, PARTITION_COLUMN, RECORD_SCHEMA
 
-__all__ = ["ALLOWED_STATEMENTS", "VIEW_NAME", "connect", "duckdb_type", "lake_glob", "run_query"]
+__all__ = [
+    "ALLOWED_STATEMENTS",
+    "VIEW_NAME",
+    "LakeSession",
+    "connect",
+    "duckdb_type",
+    "lake_glob",
+    "run_query",
+]
 
 VIEW_NAME: Final = TABLE_NAME
 
@@ -248,6 +256,66 @@ def _is_vanished_file(exc: duckdb.Error, lake_dir: Path) -> bool:
     )
 
 
+class LakeSession:
+    """Several queries over the lake on one connection, each as :func:`run_query` runs it.
+
+    Opening a connection and binding the views costs tens of milliseconds, which a report that
+    asks the lake four questions would pay four times. Views are bound when the first query
+    runs (files written after that are seen; a lake that had no files then keeps an empty view
+    until the session ends). Not for use from two threads at once; close it (or use it as a
+    context manager) when done.
+    """
+
+    def __init__(self, lake_dir: Path, *, timeout: float | None = None) -> None:
+        self._lake_dir = Path(lake_dir).resolve()
+        self._timeout = timeout
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    def query(self, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
+        """Run ``sql`` with ``params`` (see :func:`run_query`: the time limit applies per query)."""
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            fresh = self._connection is None
+            connection = self._connection or duckdb.connect(":memory:")
+            self._connection = connection
+            watchdog = _Watchdog(connection, remaining)
+            try:
+                with watchdog:
+                    if fresh:
+                        _prepare(connection, self._lake_dir)  # binding the view lists and opens the files too
+                    _check_statements(connection, sql)
+                    relation = connection.sql(sql, params=dict(params) if params else None)
+                    return pa.table({}) if relation is None else relation.to_arrow_table()
+            except duckdb.Error as exc:
+                # a connection a query was interrupted on, or that tripped over a replaced file,
+                # is not reused
+                self.close()
+                if isinstance(exc, duckdb.InterruptException) and watchdog.fired:
+                    raise LakeError(f"query exceeded the {self._timeout:g} s time limit") from exc
+                if attempt < _VANISHED_FILE_RETRIES and _is_vanished_file(exc, self._lake_dir):
+                    continue
+                if params and "Expected 0, got" in str(exc):
+                    names = ", ".join(sorted(params))
+                    raise LakeError(
+                        f"the query has no $parameters, but values were given for: {names}"
+                    ) from exc
+                raise LakeError(str(exc)) from exc
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self) -> LakeSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def run_query(
     lake_dir: Path,
     sql: str,
@@ -262,29 +330,7 @@ def run_query(
     query is interrupted and LakeError("query exceeded the N s time limit") raised. Any DuckDB
     error becomes a LakeError carrying DuckDB's message. A query that trips over a file removed
     by a concurrent partition replacement is run again (a few times) on a fresh connection.
+    Several queries in a row: :class:`LakeSession`.
     """
-    lake_dir = Path(lake_dir).resolve()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    attempt = 0
-    while True:
-        attempt += 1
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        connection = duckdb.connect(":memory:")
-        watchdog = _Watchdog(connection, remaining)
-        try:
-            with watchdog:
-                _prepare(connection, lake_dir)  # binding the view lists and opens the files too
-                _check_statements(connection, sql)
-                relation = connection.sql(sql, params=dict(params) if params else None)
-                return pa.table({}) if relation is None else relation.to_arrow_table()
-        except duckdb.Error as exc:
-            if isinstance(exc, duckdb.InterruptException) and watchdog.fired:
-                raise LakeError(f"query exceeded the {timeout:g} s time limit") from exc
-            if attempt < _VANISHED_FILE_RETRIES and _is_vanished_file(exc, lake_dir):
-                continue
-            if params and "Expected 0, got" in str(exc):
-                names = ", ".join(sorted(params))
-                raise LakeError(f"the query has no $parameters, but values were given for: {names}") from exc
-            raise LakeError(str(exc)) from exc
-        finally:
-            connection.close()
+    with LakeSession(lake_dir, timeout=timeout) as session:
+        return session.query(sql, params)

@@ -9,7 +9,7 @@ table whose money columns are DECIMAL(38, 12). Only the printing differs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from otelcost.arrowjson import json_rows
 from otelcost.budgets.config import BudgetConfig
 from otelcost.errors import ReportError, UnknownReportError
-from otelcost.lake.query import run_query
+from otelcost.lake.query import LakeSession, run_query
 from otelcost.pricing.config import PricingConfig
 from otelcost.reports.config import ReportsConfig
 from otelcost.reports.dimensions import parse_dimensions
@@ -153,8 +153,13 @@ class ReportContext:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     timeout: float | None = DEFAULT_TIMEOUT_S
 
+    lake: LakeSession | None = field(default=None, compare=False, repr=False)
+    """The connection the queries of one report run share (:func:`run_report` opens it)."""
+
     def query(self, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
         """Run ``sql`` over the lake's views (``llm_calls`` ...) with bound ``params``."""
+        if self.lake is not None:
+            return self.lake.query(sql, params)
         return run_query(self.lake_dir, sql, params, timeout=self.timeout)
 
 
@@ -224,7 +229,11 @@ def run_report(name: str, context: ReportContext, request: ReportRequest | None 
     if spec is None:
         raise UnknownReportError(f"no report named {name!r}; the reports are: {', '.join(REPORTS)}")
     request = request or ReportRequest()
-    result = spec.run(context, request)
+    if context.lake is None:  # one connection for every query of this run (and of the reports it composes)
+        with LakeSession(context.lake_dir, timeout=context.timeout) as lake:
+            result = spec.run(replace(context, lake=lake), request)
+    else:
+        result = spec.run(context, request)
     if not request.sections:
         return result
     unknown = [section for section in request.sections if section not in result.sections]

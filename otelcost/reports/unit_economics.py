@@ -335,7 +335,9 @@ def unit_economics(context: ReportContext, request: ReportRequest) -> ReportResu
     tenants: pa.Table | None = None
     if any(request.wants(name) for name in ("distribution", "top", "workflows")):
         with ArrowSQL({"unit_rows": context.query(units_sql(cost, where), params)}) as units:
-            units.create("units", "SELECT * EXCLUDE (tenant_id) FROM unit_rows WHERE unit <> 'tenant_user'")
+            units.create(
+                "units", "SELECT * EXCLUDE (tenant_id) FROM unit_rows WHERE unit <> 'tenant_user'", view=True
+            )
             if request.wants("distribution"):
                 sections["distribution"] = units.query(DISTRIBUTION_SQL)
             if request.wants("top"):
