@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from otelcost.normalize.conventions.base import RawUsage, Role, SpanContext, first_count
+from otelcost.normalize.conventions.common import read_provider
 
 __all__ = ["GenAiAdapter"]
 
@@ -131,8 +132,11 @@ class GenAiAdapter:
         op = self._raw_operation(attrs)
         if op is not None:
             return Role.CALL if op in INFERENCE_OPERATIONS else Role.WRAPPER
-        # No operation name (older emitters): a model or token counts make it a call.
-        if "gen_ai.request.model" in attrs or "gen_ai.response.model" in attrs:
+        # No operation name (older emitters): a model with a provider, or token counts, make
+        # it a call. A model alone does not: proxies stamp the requested model on the spans
+        # around the call (LiteLLM's "route <model>" and FastAPI dependency spans carry only
+        # gen_ai.request.model), and each would be counted as one more call without usage.
+        if ("gen_ai.request.model" in attrs or "gen_ai.response.model" in attrs) and read_provider(attrs):
             return Role.CALL
         if not USAGE_KEYS.isdisjoint(attrs):
             return Role.CALL
