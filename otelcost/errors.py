@@ -25,9 +25,11 @@ a subclass lives beside the code that raises it)::
     ├── SpoolError                   the spool directory cannot be used       (spool/errors.py)
     │   └── SpoolCorruptionError     a record mid-log fails its checksum (maybe acked data)
     ├── BudgetAdminError             a change to budgets or overrides that cannot be made
-        ├── UnknownBudgetError       the named budget does not exist
-        ├── UnknownOverrideError     the named override does not exist
-        └── InvalidOverrideError     the override asked for is not valid (bad field, past end)
+    │   ├── UnknownBudgetError       the named budget does not exist
+    │   ├── UnknownOverrideError     the named override does not exist
+    │   └── InvalidOverrideError     the override asked for is not valid (bad field, past end)
+    ├── ReservationRefusedError      a gateway's call may not go ahead: denied, or its estimate
+    │                                does not fit a budget's headroom (policy/reservations.py)
     ├── ReportError                  a report cannot be made from what it was given
     │   ├── UnknownReportError       no report has the name asked for
     │   └── StatementError           a chargeback statement cannot be closed or read

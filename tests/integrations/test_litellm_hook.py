@@ -11,15 +11,13 @@ same hook inside a real proxy.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-# The bundled price map: importing litellm otherwise tries to fetch the newest from the internet.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# (tests/conftest.py keeps litellm on its bundled price map: no fetch from the internet.)
 pytest.importorskip("litellm.proxy._types", reason="litellm is not installed")
 
 from litellm.proxy._types import ProxyException, UserAPIKeyAuth
