@@ -76,7 +76,10 @@ def format_scope(scope: Mapping[str, ScopeValue]) -> str:
     )
 
 
-def _matches(scope: Mapping[str, ScopeValue], dimensions: Mapping[str, str]) -> bool:
+def scope_matches(scope: Mapping[str, ScopeValue], dimensions: Mapping[str, str]) -> bool:
+    """Whether a call with ``dimensions`` is inside ``scope`` (every term: the value, or one of
+    a tuple of values). Shared with ``policy/reservations.py``; not part of the pinned gateway
+    surface (``__all__``)."""
     for dim, value in scope.items():
         given = dimensions.get(dim)
         if given is None:
@@ -132,7 +135,7 @@ class Decision:
         return self.retry_at_ns is not None and self.retry_at_ns <= now_ns
 
     def matches(self, dimensions: Mapping[str, str]) -> bool:
-        return _matches(self.scope, dimensions)
+        return scope_matches(self.scope, dimensions)
 
     def retry_after_seconds(self, now_ns: int) -> int | None:
         """Whole seconds until ``retry_at`` (at least 1), or None when the action has no end."""
@@ -156,7 +159,7 @@ class Exemption:
         return self.until_ns is not None and self.until_ns <= now_ns
 
     def matches(self, dimensions: Mapping[str, str]) -> bool:
-        return _matches(self.scope, dimensions)
+        return scope_matches(self.scope, dimensions)
 
 
 @dataclass(frozen=True, slots=True)

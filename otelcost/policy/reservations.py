@@ -43,7 +43,7 @@ from typing import Final
 
 from otelcost.errors import OtelcostError
 from otelcost.policy.client import PolicyClient
-from otelcost.policy.decisions import Action, CheckResult, Decision, format_scope
+from otelcost.policy.decisions import Action, CheckResult, Decision, ScopeValue, format_scope, scope_matches
 
 __all__ = ["Estimate", "Hold", "ReservationRefusedError", "Reservations"]
 
@@ -164,7 +164,7 @@ class Reservations:
         self._by_term: dict[tuple[str, str], set[tuple[tuple[str, str], ...]]] = {}
         # Running totals per decision scope asked about, kept up to date as holds come and go, so
         # an admission costs the same with ten or ten thousand distinct callers in a team.
-        self._scope_totals: dict[_ScopeKey, tuple[Mapping[str, object], _Group]] = {}
+        self._scope_totals: dict[_ScopeKey, tuple[Mapping[str, ScopeValue], _Group]] = {}
         self._scopes_by_term: dict[tuple[str, str] | tuple[()], set[_ScopeKey]] = {}
         self.admitted = 0
         self.refused = 0
@@ -212,7 +212,7 @@ class Reservations:
         finally:
             hold.release()
 
-    def held(self, scope: Mapping[str, object] | None = None, metric: str = "cost_usd") -> Decimal:
+    def held(self, scope: Mapping[str, ScopeValue] | None = None, metric: str = "cost_usd") -> Decimal:
         """What the holds in ``scope`` (None: all) count now in ``metric``, for tests and metrics."""
         with self._lock:
             self._expire(self._clock_ns())
@@ -261,7 +261,7 @@ class Reservations:
             for key in [k for k, (_, at) in self._live.items() if at + self.max_hold_ns <= now]:
                 self._drop(self._live.pop(key)[0])
 
-    def _scope_total(self, scope: Mapping[str, object]) -> _Group:
+    def _scope_total(self, scope: Mapping[str, ScopeValue]) -> _Group:
         key = _scope_key(scope)
         cached = self._scope_totals.get(key)
         if cached is not None:
@@ -285,7 +285,7 @@ class Reservations:
             candidates |= self._scopes_by_term.get((dim, value), set())
         for key in candidates:
             scope, total = self._scope_totals[key]
-            if not _in(scope, dimensions):
+            if not scope_matches(scope, dimensions):
                 continue
             total.add(estimate, sign)
             if total.calls == 0:
@@ -296,7 +296,7 @@ class Reservations:
                     if not members:
                         del self._scopes_by_term[term]
 
-    def _in_scope(self, scope: Mapping[str, object]) -> list[_Group]:
+    def _in_scope(self, scope: Mapping[str, ScopeValue]) -> list[_Group]:
         exact = next(((d, v) for d, v in scope.items() if isinstance(v, str)), None)
         if exact is not None:
             keys: Iterable[tuple[tuple[str, str], ...]] = self._by_term.get(exact, ())
@@ -308,7 +308,7 @@ class Reservations:
             keys = found
         else:
             keys = self._groups.keys()
-        return [g for k in keys if _in(scope, (g := self._groups[k]).dimensions)]
+        return [g for k in keys if scope_matches(scope, (g := self._groups[k]).dimensions)]
 
     def _drop(self, hold: Hold) -> None:
         hold.counted = False
@@ -353,11 +353,11 @@ class Reservations:
 _ScopeKey = tuple[tuple[str, object], ...]
 
 
-def _scope_key(scope: Mapping[str, object]) -> _ScopeKey:
+def _scope_key(scope: Mapping[str, ScopeValue]) -> _ScopeKey:
     return tuple(sorted(scope.items()))
 
 
-def _terms(scope: Mapping[str, object]) -> list[tuple[str, str] | tuple[()]]:
+def _terms(scope: Mapping[str, ScopeValue]) -> list[tuple[str, str] | tuple[()]]:
     """The index terms of a scope: each exact ``(dimension, value)``; for a scope of lists only,
     each value of its first list; ``()`` for the empty (global) scope."""
     exact: list[tuple[str, str] | tuple[()]] = [(d, v) for d, v in scope.items() if isinstance(v, str)]
@@ -367,16 +367,3 @@ def _terms(scope: Mapping[str, object]) -> list[tuple[str, str] | tuple[()]]:
         dim, values = next(iter(scope.items()))
         return [(dim, str(v)) for v in (values if isinstance(values, tuple) else ())]
     return [()]
-
-
-def _in(scope: Mapping[str, object], dimensions: Mapping[str, str]) -> bool:
-    for dim, value in scope.items():
-        given = dimensions.get(dim)
-        if given is None:
-            return False
-        if isinstance(value, tuple):
-            if given not in value:
-                return False
-        elif given != value:
-            return False
-    return True
