@@ -223,7 +223,9 @@ def test_steady_traffic_raises_nothing(steady: Lake) -> None:
     assert checked["spike"]["scopes_checked"] == 31  # 6 teams, features, services; 4 models; 8 tenants + none
     assert checked["spike"]["units_checked"] == 31 * 30
     assert checked["week_over_week"]["units_checked"] == 31 * 5  # the weeks ending Nov 1, 8, 15, 22, 29
-    assert checked["runaway_loop"]["units_checked"] > 12 * 30 * 2  # research traces and sessions, and more
+    assert (
+        checked["runaway_loop"]["units_checked"] > 12 * 30 * 2
+    )  # session (else trace) minutes: the research runs' alone, and more
     assert checked["model_switch"]["units_checked"] == 6 * 30
     assert checked["context_growth"]["units_checked"] == 8 * 30  # the chat sessions of eight calls
     assert checked["non_production"]["units_checked"] == 30

@@ -157,6 +157,15 @@ class Window:
         """Midnight ``days`` days before the first judged day."""
         return _midnight(self.first_day - timedelta(days=days))
 
+    def end_of(self, last: date) -> datetime:
+        """The end of a run of days ending on ``last``: the next midnight, or the period's end."""
+        return min(_midnight(last + timedelta(days=1)), self.period.end)
+
+    @property
+    def judged(self) -> dict[str, object]:
+        """``$judge_first`` and ``$judge_last`` of the detectors' SQL."""
+        return {"judge_first": self.first_day, "judge_last": self.last_day}
+
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
@@ -205,7 +214,7 @@ def _shared_of_scopes(
     if len(runs) < 2:
         return {}
     first, last = min(r[3] for r in runs), max(r[4] for r in runs)
-    span = Period(_midnight(first), min(_midnight(last + timedelta(days=1)), window.period.end), "shared")
+    span = Period(_midnight(first), window.end_of(last), "shared")
     where, params = calls_where(span, window.filters)
     params |= {
         "run_id": [r[0] for r in runs],
@@ -254,8 +263,7 @@ def _spikes(
 ) -> Checked:
     params: dict[str, object] = {
         "since": window.before(config.baseline_days).date(),
-        "judge_first": window.first_day,
-        "judge_last": window.last_day,
+        **window.judged,
         "baseline_days": config.baseline_days,
         "min_history": config.min_baseline_days,
         "min_usd": config.min_daily_usd,
@@ -300,7 +308,7 @@ def _spikes(
                 scope_kind=dimension,
                 scope_value=value,
                 start=_midnight(first),
-                end=min(_midnight(last + timedelta(days=1)), window.period.end),
+                end=window.end_of(last),
                 size=row["excess"],
                 ratio=ratio,
                 spend=row["spend"],
@@ -439,8 +447,7 @@ def _runaways(context: ReportContext, window: Window, config: AnomaliesConfig, r
     )
     where, params = window.read(window.before(config.baseline_days))
     params |= floors | {
-        "judge_first": window.first_day,
-        "judge_last": window.last_day,
+        **window.judged,
         "baseline_days": config.baseline_days,
         "factor": config.runaway_factor,
         "min_usd": config.min_daily_usd,
@@ -501,8 +508,7 @@ def _runaways(context: ReportContext, window: Window, config: AnomaliesConfig, r
 def _model_switches(window: Window, config: AnomaliesConfig, rollup: Rollup) -> Checked:
     params: dict[str, object] = {
         "since": window.before(config.baseline_days).date(),
-        "judge_first": window.first_day,
-        "judge_last": window.last_day,
+        **window.judged,
         "baseline_days": config.baseline_days,
         "min_history": config.min_baseline_days,
         "min_usd": config.min_daily_usd,
@@ -528,7 +534,7 @@ def _model_switches(window: Window, config: AnomaliesConfig, rollup: Rollup) -> 
                 scope_kind="feature",
                 scope_value=row["feature"],
                 start=_midnight(first),
-                end=min(_midnight(last + timedelta(days=1)), window.period.end),
+                end=window.end_of(last),
                 size=row["excess"],
                 ratio=ratio,
                 spend=row["spend"],
@@ -545,8 +551,7 @@ def _model_switches(window: Window, config: AnomaliesConfig, rollup: Rollup) -> 
 def _context_growth(context: ReportContext, window: Window, config: AnomaliesConfig) -> Checked:
     where, params = window.read(window.before(0))
     params |= {
-        "judge_first": window.first_day,
-        "judge_last": window.last_day,
+        **window.judged,
         "min_calls": config.context_growth_min_calls,
         "ratio": float(config.context_growth_ratio),
     }
@@ -614,7 +619,7 @@ def _non_production(window: Window, config: AnomaliesConfig, rollup: Rollup) -> 
                 scope_kind="environment",
                 scope_value=row["environment"],
                 start=_midnight(first),
-                end=min(_midnight(last + timedelta(days=1)), window.period.end),
+                end=window.end_of(last),
                 size=row["spend"],
                 ratio=share,
                 spend=row["spend"],
