@@ -13,8 +13,10 @@ ignored setting. ``docs/configuration.md`` documents every field; a test keeps i
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -23,6 +25,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from otelcost.budgets.config import BudgetConfig, BudgetingConfig
+from otelcost.budgets.windows import load_zone, parse_window
 from otelcost.errors import ConfigError
 from otelcost.lake.config import LakeConfig
 from otelcost.normalize.config import AttributionConfig
@@ -94,6 +97,24 @@ class Config(BaseSettings):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"budgets: duplicate budget name {duplicates[0]!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _retention_keeps_budget_windows(self) -> Config:
+        # The budgets' restart rebuild reads the open window back from the lake: a retention
+        # shorter than a window would drop spend that still counts, and a restart would
+        # undercount it. One more day because retention drops whole UTC days.
+        retention = self.lake.retention
+        if retention is None:
+            return self
+        for budget in self.budgets:
+            needed = parse_window(budget.window, load_zone("UTC")).longest + timedelta(days=1)
+            if retention < needed:
+                days = math.ceil(needed / timedelta(days=1))
+                raise ValueError(
+                    f"lake.retention: budget {budget.name!r} counts a {budget.window} window, so "
+                    f"the lake must keep at least {days}d (a restart rebuilds its spend from the lake)"
+                )
         return self
 
 

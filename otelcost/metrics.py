@@ -137,6 +137,11 @@ class CompactionCollector(Collector):
             "Compactions abandoned because the server was stopping.",
             c.abandoned,
         )
+        yield _counter(
+            "otelcost_lake_retention_partitions_dropped",
+            "Day partitions dropped by lake.retention.",
+            c.partitions_dropped,
+        )
 
 
 class NormalizerCollector(Collector):

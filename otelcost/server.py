@@ -98,6 +98,7 @@ class Server:
             config=config.lake.compaction,
             compression=config.lake.compression,
             row_group_size=config.lake.row_group_size,
+            retention=config.lake.retention,
         )
         self._registry = metrics.build_registry(
             metrics.PipelineCollector(self.pipeline.counters_snapshot, self.pipeline.lake),
@@ -182,8 +183,8 @@ class Server:
         self._pipeline_started = True
         try:
             # After the pipeline's start: the lake has been recovered and the spool replayed.
-            if self.config.lake.compaction.enabled:
-                self.compactor.start()
+            if self.config.lake.compaction.enabled or self.config.lake.retention is not None:
+                self.compactor.start()  # also runs lake.retention, on the same schedule
             if self.grpc is not None:
                 await self.grpc.start()
             if self.http is not None:

@@ -86,3 +86,20 @@ def test_config_show_prints_effective_values_and_check_fails_on_bad_files() -> N
     checked = runner.invoke(main, ["config", "check", "-c", str(FIXTURES / "bad_duration.yaml")])
     assert checked.exit_code == 1
     assert "lake.flush_interval" in checked.output
+
+
+@pytest.mark.parametrize(
+    ("window", "shortest_kept"),
+    [("quarter", "94d"), ("month", "33d"), ("day", "3d"), ("24h", "3d"), ("1m", "2d")],
+)
+def test_retention_must_keep_every_budget_window(window: str, shortest_kept: str) -> None:
+    # The restart rebuild reads a budget's open window back from the lake; retention may not
+    # drop part of it.
+    budgets = [{"name": "b", "scope": {"team": "*"}, "window": window, "limit": "10"}]
+    days = int(shortest_kept.removesuffix("d"))
+    assert Config.model_validate({"lake": {"retention": f"{days}d"}, "budgets": budgets})
+    with pytest.raises(
+        ValueError,
+        match=f"budget 'b' counts a {window} window, so the lake must keep at least {shortest_kept}",
+    ):
+        Config.model_validate({"lake": {"retention": f"{days - 1}d"}, "budgets": budgets})

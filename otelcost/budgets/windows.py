@@ -60,6 +60,13 @@ CALENDAR_UNITS: Final[tuple[CalendarUnit, ...]] = ("hour", "day", "week", "month
 
 NS_PER_SECOND: Final = 1_000_000_000
 ROLLING_BUCKETS: Final = 60
+_LONGEST_CALENDAR: Final[dict[str, timedelta]] = {
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(days=7),
+    "month": timedelta(days=31),
+    "quarter": timedelta(days=92),
+}
 """A rolling window is kept in about this many buckets."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -101,7 +108,8 @@ class OpenWindow:
 class Window(ABC):
     """A window kind: when spend starts and stops counting (see the module docstring).
 
-    A window that closes implements :attr:`label`, :attr:`phrase` and :meth:`open_at`; one that
+    A window that closes implements :attr:`label`, :attr:`phrase`, :meth:`open_at` and
+    :attr:`longest`; one that
     slides also overrides :meth:`buckets_of`, :meth:`bucket_sql`, :meth:`bucket_leaves_at` and
     usually :meth:`alert_window_id`. Implementations are immutable and compare by value (two
     equal windows count the same calls, so totals kept for one are valid for the other).
@@ -133,6 +141,12 @@ class Window(ABC):
         for the rebuild from the lake; None when :meth:`buckets_of` is None."""
         return None
 
+    @property
+    @abstractmethod
+    def longest(self) -> timedelta:
+        """The longest stretch one open window can span (a 31-day month, a 92-day quarter):
+        how far back the restart rebuild reads the lake, so ``lake.retention`` must keep more."""
+
     def bucket_leaves_at(self, bucket: int) -> int:
         """When ``bucket`` drops out of the window (windows that slide)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no buckets")
@@ -157,6 +171,11 @@ class CalendarWindow(Window):
     @property
     def phrase(self) -> str:
         return f"this {self.unit}"
+
+    @property
+    def longest(self) -> timedelta:
+        # A local day or hour can be an hour longer when clocks go back.
+        return _LONGEST_CALENDAR[self.unit] + timedelta(hours=1)
 
     def open_at(self, now_ns: int) -> OpenWindow:
         start, end = self.bounds(now_ns)
@@ -216,6 +235,10 @@ class RollingWindow(Window):
     @property
     def phrase(self) -> str:
         return f"in the last {self.spec}"
+
+    @property
+    def longest(self) -> timedelta:
+        return timedelta(microseconds=(self.bucket_ns * (self.buckets + 1)) // 1000)
 
     def open_at(self, now_ns: int) -> OpenWindow:
         first = self.first_bucket(now_ns)

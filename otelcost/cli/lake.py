@@ -2,14 +2,18 @@
 
 * ``lake compact`` — merge each day's small files into one (``otelcost.jobs.compact``), what
   ``otelcost serve`` also does in the background (``lake.compaction``).
+* ``lake retention`` — drop the day partitions older than ``lake.retention``
+  (``otelcost.jobs.retention``), what ``otelcost serve`` also does on compaction's schedule.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
 import pyarrow as pa
+from pydantic import ValidationError
 
 from otelcost.cli.common import (
     config_options,
@@ -20,6 +24,8 @@ from otelcost.cli.common import (
 )
 from otelcost.cli.output import emit, output_options
 from otelcost.jobs.compact import CompactionResult, compact_lake
+from otelcost.jobs.retention import RetentionPlan, apply_retention, plan_retention
+from otelcost.lake.config import LakeConfig
 
 __all__ = ["COMMANDS", "lake"]
 
@@ -94,6 +100,80 @@ def _results_table(results: list[CompactionResult]) -> pa.Table:
             "bytes_after": ints([r.bytes_after for r in results]),
             "seconds": pa.array([round(r.seconds, 3) for r in results], type=pa.float64()),
             "compacted": pa.array([r.rewritten for r in results], type=pa.bool_()),
+        }
+    )
+
+
+@lake.command("retention")
+@config_options
+@click.option(
+    "--retention",
+    "retention_text",
+    metavar="DURATION",
+    default=None,
+    help="Drop days older than this (e.g. 400d) instead of lake.retention.",
+)
+@partition_rewrite_options
+@output_options
+def retention_command(
+    *,
+    retention_text: str | None,
+    dry_run: bool,
+    lock_timeout: float,
+    config_path: Path | None,
+    data_dir: Path | None,
+    fmt: str,
+) -> None:
+    """Drop the day partitions older than lake.retention from every lake table.
+
+    A day goes once all of it (UTC) is older than now minus the retention, from llm_calls,
+    duplicate_spans and attribution_changes alike; each day leaves the table in one rename under
+    the lake lock (queries see all of it or none of it), so it is safe while otelcost serve is
+    writing. Closed statements under <data_dir>/statements are never touched. One row per
+    partition: table, date, files, bytes, and the action (dropped, would drop, or left alone
+    for a directory not named date=YYYY-MM-DD).
+    """
+    config = load_cli_config(config_path, data_dir)
+    retention = config.lake.retention if retention_text is None else _parse_retention(retention_text)
+    if retention is None:
+        raise click.UsageError("lake.retention is not set (null keeps the lake forever): pass --retention")
+    now = datetime.now(UTC)
+    with otelcost_errors():
+        if dry_run:
+            plan = plan_retention(config.lake_dir, retention, now)
+        else:
+            plan = apply_retention(config.lake_dir, retention, now, lock_timeout=lock_timeout)
+    if not plan.drops and not plan.ignored and fmt == "table":
+        click.echo("No partition is older than the retention.")
+        return
+    emit(_retention_table(plan, dry_run=dry_run), fmt)
+
+
+def _parse_retention(text: str) -> timedelta:
+    try:
+        value = LakeConfig.model_validate({"retention": text}).retention
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise click.BadParameter(reason, param_hint="--retention") from None
+    assert value is not None
+    return value
+
+
+def _retention_table(plan: RetentionPlan, *, dry_run: bool) -> pa.Table:
+    action = "would drop" if dry_run else "dropped"
+    rows: list[tuple[str, date | None, int | None, int | None, str]]
+    rows = [(d.table, d.day, d.files, d.bytes, action) for d in plan.drops]
+    rows += [
+        (p.parent.name, None, None, None, f"left alone: {p.name} is not date=YYYY-MM-DD")
+        for p in plan.ignored
+    ]
+    return pa.table(
+        {
+            "table": pa.array([r[0] for r in rows], type=pa.string()),
+            "date": pa.array([r[1] for r in rows], type=pa.date32()),
+            "files": pa.array([r[2] for r in rows], type=pa.int64()),
+            "bytes": pa.array([r[3] for r in rows], type=pa.int64()),
+            "action": pa.array([r[4] for r in rows], type=pa.string()),
         }
     )
 

@@ -20,7 +20,8 @@ The merged file's footer carries the union of the spool seqs of the files it rep
 kept files keep theirs (same inodes), so ``read_partition_seqs`` is unchanged and a spool replay
 still skips the records already in the lake (``lake/recovery.py``). Rows are only reordered.
 
-:class:`Compactor` runs :func:`compact_lake` on a background thread of ``otelcost serve``.
+:class:`Compactor` runs :func:`compact_lake` on a background thread of ``otelcost serve``, and
+``lake.retention`` (``retention.py``) on the same schedule.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from otelcost.errors import LakeError
+from otelcost.jobs.retention import apply_retention
 from otelcost.lake.config import CompactionConfig
 from otelcost.lake.layout import (
     conform_stored,
@@ -299,9 +301,16 @@ class Compactor:
         compression: str = DEFAULT_COMPRESSION,
         row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
         lock_timeout: float = 5.0,
+        retention: timedelta | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.lake_dir = lake_dir
         self.config = config
+        # lake.retention rides on this thread's schedule: one timer, and the exclusive lock it
+        # needs is never contended by a compaction of this process.
+        self.retention = retention
+        self._clock = clock
+        self.partitions_dropped = 0
         self._compression = compression
         self._row_group_size = row_group_size
         # Bounded so that a long reprice holding the lock delays a day's compaction to the
@@ -385,8 +394,26 @@ class Compactor:
                 )
         return results
 
+    def run_retention(self) -> int:
+        """Drop the partitions past ``retention`` (``otelcost/jobs/retention.py``); the count."""
+        if self.retention is None:
+            return 0
+        plan = apply_retention(self.lake_dir, self.retention, self._clock(), lock_timeout=self._lock_timeout)
+        self.partitions_dropped += len(plan.drops)
+        return len(plan.drops)
+
     def _run(self) -> None:
         while not self._stop.wait(self.config.interval.total_seconds()):
+            try:
+                self.run_retention()  # first: no point compacting a day about to be dropped
+            except LakeError as exc:
+                self.errors += 1
+                log.warning("lake retention failed (will retry): %s", exc)
+            except Exception:
+                self.errors += 1
+                log.exception("lake retention failed")
+            if not self.config.enabled:
+                continue  # started for retention alone
             try:
                 self.run_once()
             except Exception:  # the thread must survive a bug in one pass; the next one retries

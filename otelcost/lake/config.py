@@ -1,5 +1,6 @@
-"""The ``lake`` configuration section: the live writer (``writer.py``) and its background
-compaction (``otelcost/jobs/compact.py``). Part of the one ``Config`` model (``otelcost/config.py``)."""
+"""The ``lake`` configuration section: the live writer (``writer.py``), its background
+compaction (``otelcost/jobs/compact.py``) and retention (``otelcost/jobs/retention.py``). Part
+of the one ``Config`` model (``otelcost/config.py``)."""
 
 from __future__ import annotations
 
@@ -55,10 +56,23 @@ class LakeConfig(Section):
     compression: Literal["zstd", "snappy", "lz4", "gzip", "none"] = "zstd"
     row_group_size: int = Field(122_880, ge=1024, description="Rows per Parquet row group.")
     compaction: CompactionConfig = CompactionConfig()
+    retention: Duration | None = Field(
+        None,
+        description="Day partitions wholly older than this are dropped from every lake table "
+        "(otelcost/jobs/retention.py); null keeps them forever. Closed statements are never dropped.",
+    )
 
     @field_validator("flush_interval")
     @classmethod
     def _positive_interval(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be greater than zero")
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _whole_days(cls, value: timedelta | None) -> timedelta | None:
+        # Retention drops whole UTC days, so less than one would drop today's partition.
+        if value is not None and value < timedelta(days=1):
+            raise ValueError("must be at least 1d (retention drops whole days)")
         return value

@@ -1,7 +1,7 @@
 """A new window kind is one class: two kinds defined here work through the engine unchanged.
 
-``Shift`` closes (eight-hour shifts from 06:00 UTC): it implements only ``label``, ``phrase``
-and ``open_at``. ``LastHours`` slides (the current UTC hour and the ones before it, kept in
+``Shift`` closes (eight-hour shifts from 06:00 UTC): it implements only ``label``, ``phrase``,
+``open_at`` and ``longest``. ``LastHours`` slides (the current UTC hour and the ones before it, kept in
 hourly buckets): it adds its buckets. Neither is known to ``otelcost.budgets``; the engine
 counts, decides, rolls over, ages out, alerts once, rebuilds from a real lake and reports
 status for both through the :class:`~otelcost.budgets.windows.Window` interface alone.
@@ -10,7 +10,7 @@ status for both through the :class:`~otelcost.budgets.windows.Window` interface 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,10 @@ class Shift(Window):
     def phrase(self) -> str:
         return "this shift"
 
+    @property
+    def longest(self) -> timedelta:
+        return timedelta(hours=8)
+
     def open_at(self, now_ns: int) -> OpenWindow:
         start = (now_ns - 6 * HOUR) // (8 * HOUR) * (8 * HOUR) + 6 * HOUR
         return OpenWindow(start_ns=start, end_ns=start + 8 * HOUR, valid_until_ns=start + 8 * HOUR)
@@ -66,6 +70,10 @@ class LastHours(Window):
     @property
     def phrase(self) -> str:
         return f"in the last {self.hours} hours"
+
+    @property
+    def longest(self) -> timedelta:
+        return timedelta(hours=self.hours)
 
     def open_at(self, now_ns: int) -> OpenWindow:
         current = now_ns // HOUR
