@@ -37,8 +37,8 @@ from otelcost.lake.layout import (
     TABLE_NAMES,
     data_files,
     io_error,
-    parse_partition,
     partition_dir,
+    scan_partitions,
     staging_name,
     table_dir,
 )
@@ -84,23 +84,12 @@ def plan_retention(lake_dir: Path, retention: timedelta, now: datetime) -> Reten
     drops: list[PartitionDrop] = []
     ignored: list[Path] = []
     for table in TABLE_NAMES:
-        root = table_dir(lake_dir, table)
-        try:
-            entries = sorted(os.scandir(root), key=lambda entry: entry.name)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise io_error(f"list {root}", exc) from exc
-        for entry in entries:
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            day = parse_partition(entry.name)
-            if day is None:
-                ignored.append(Path(entry.path))
-            elif day < first_kept:
-                files = data_files(Path(entry.path))
-                size = sum(_size(path) for path in files)
-                drops.append(PartitionDrop(table, day, len(files), size))
+        days, undated = scan_partitions(lake_dir, table)
+        ignored += undated
+        for day in days:
+            if day < first_kept:
+                files = data_files(partition_dir(lake_dir, day, table))
+                drops.append(PartitionDrop(table, day, len(files), sum(_size(path) for path in files)))
     drops.sort(key=lambda drop: (drop.day, TABLE_NAMES.index(drop.table)))
     return RetentionPlan(drops, ignored)
 
@@ -140,12 +129,12 @@ def apply_retention(
     return plan
 
 
+_TOKEN = uuid.uuid4().hex[:12]  # per process; a day of a table is dropped once, so unique enough
+
+
 def _retired_dir(lake_dir: Path, drop: PartitionDrop) -> Path:
     # recover() deletes everything in .staging/ except a swap's "new" half, so "drop" is safe.
     return Path(lake_dir) / STAGING_DIR / staging_name(drop.day, "drop", f"{drop.table}-{_TOKEN}")
-
-
-_TOKEN = uuid.uuid4().hex[:12]  # per process; a day of a table is dropped once, so unique enough
 
 
 def _drop_partition(lake_dir: Path, drop: PartitionDrop) -> None:

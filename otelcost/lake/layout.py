@@ -55,6 +55,7 @@ __all__ = [
     "partition_dir",
     "read_partition",
     "rows_off_day",
+    "scan_partitions",
     "sort_by_ts",
     "split_by_day",
     "split_by_table",
@@ -128,19 +129,29 @@ def list_partitions(
 ) -> list[date]:
     """The days that have a partition directory, oldest first; from ``since`` (inclusive) to
     ``until`` (exclusive) when given."""
+    days, _ = scan_partitions(lake_dir, table)
+    return [day for day in days if (since is None or day >= since) and (until is None or day < until)]
+
+
+def scan_partitions(lake_dir: Path, table: str = TABLE_NAME) -> tuple[list[date], list[Path]]:
+    """A table's partition days, oldest first, and the directories in it whose name is not
+    ``date=YYYY-MM-DD`` (left alone by every job, reported by retention)."""
     root = table_dir(lake_dir, table)
     try:
-        entries = list(os.scandir(root))
+        entries = [entry for entry in os.scandir(root) if entry.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
-        return []
+        return [], []
     except OSError as exc:
         raise LakeError(f"cannot list {root}: {exc.strerror or exc}") from exc
-    days = (parse_partition(entry.name) for entry in entries if entry.is_dir(follow_symlinks=False))
-    return sorted(
-        day
-        for day in days
-        if day is not None and (since is None or day >= since) and (until is None or day < until)
-    )
+    days: list[date] = []
+    undated: list[Path] = []
+    for entry in entries:
+        day = parse_partition(entry.name)
+        if day is None:
+            undated.append(Path(entry.path))
+        else:
+            days.append(day)
+    return sorted(days), sorted(undated)
 
 
 def data_files(directory: Path) -> list[Path]:

@@ -31,7 +31,7 @@ import requests
 import yaml
 
 from tests.budgets.rows import calls
-from tests.policy.conftest import START, Running, run_policy
+from tests.policy.conftest import START, Running, policy_running
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 FORWARDED_BY_DEFAULT = ("host", "content-length", "authorization")  # plus method and path
@@ -50,14 +50,10 @@ class ClientAnswer:
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    evaluator, server, clock = run_policy(tmp_path_factory.mktemp("doubles"))
-    evaluator.consume(calls(1, at=START, cost="130", team="ml"))
-    evaluator.tick()
-    try:
-        yield Running(evaluator, server, clock)
-    finally:
-        server.stop()
-        evaluator.shutdown()
+    with policy_running(tmp_path_factory.mktemp("doubles")) as live:
+        live.evaluator.consume(calls(1, at=START, cost="130", team="ml"))
+        live.evaluator.tick()
+        yield live
 
 
 def matches(name: str, patterns: list[dict[str, str]]) -> bool:

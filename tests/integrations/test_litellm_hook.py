@@ -31,21 +31,17 @@ from otelcost.integrations.litellm import (
 from otelcost.policy.client import PolicyClient
 from tests.budgets.rows import calls
 from tests.integrations.litellm_proxy import free_port
-from tests.policy.conftest import START, Running, run_policy
+from tests.policy.conftest import START, Running, policy_running
 
 RETRY_AFTER = "1519200"  # 2026-03-14T10:00Z to 2026-04-01T00:00Z: 17 d 14 h
 
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    evaluator, server, clock = run_policy(tmp_path_factory.mktemp("hook"))
-    evaluator.consume(calls(1, at=START, cost="130", team="ml"))
-    evaluator.tick()
-    try:
-        yield Running(evaluator, server, clock)
-    finally:
-        server.stop()
-        evaluator.shutdown()
+    with policy_running(tmp_path_factory.mktemp("hook")) as live:
+        live.evaluator.consume(calls(1, at=START, cost="130", team="ml"))
+        live.evaluator.tick()
+        yield live
 
 
 def hook_for(endpoint: Running, **settings: Any) -> OtelcostBudgetHook:

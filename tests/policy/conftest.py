@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,16 +67,23 @@ def run_policy(
     return evaluator, server, clock
 
 
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    evaluator, server, clock = run_policy(
-        tmp_path, api={"admin_token": "s3cret", "admin_tokens": {"alice": "a-token"}}
-    )
+@contextmanager
+def policy_running(tmp_path: Path, *, api: dict[str, Any] | None = None) -> Iterator[Running]:
+    """:func:`run_policy`, stopped again when the block ends."""
+    evaluator, server, clock = run_policy(tmp_path, api=api)
     try:
         yield Running(evaluator, server, clock)
     finally:
         server.stop()
         evaluator.shutdown()
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    with policy_running(
+        tmp_path, api={"admin_token": "s3cret", "admin_tokens": {"alice": "a-token"}}
+    ) as live:
+        yield live
 
 
 def assert_error(response: Any, status: int, fragment: str) -> None:

@@ -15,14 +15,18 @@ tests compute by hand:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from otelcost.config import Config, report_context
 from otelcost.reports import ReportContext
+from otelcost.server import BackgroundServer
+from tests.e2e.conftest import loopback_config
 from tests.reports.traffic import Call, build_lake, day_start, steady_company
 
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
@@ -109,3 +113,12 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Company]:
     calls = steady_company(date(2026, 10, 1), 61) + planted()
     data_dir: Path = tmp_path_factory.mktemp("company")
     yield Company(calls, build_lake(data_dir, calls))
+
+
+@contextmanager
+def api_over(data_dir: Path) -> Iterator[httpx.Client]:
+    """A real ``otelcost serve`` over the lake in ``data_dir``, and an HTTP client of its API."""
+    with BackgroundServer(loopback_config(data_dir)) as running:
+        assert running.server.api_port is not None
+        with httpx.Client(base_url=f"http://127.0.0.1:{running.server.api_port}", timeout=30) as client:
+            yield client

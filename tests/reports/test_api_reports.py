@@ -10,9 +10,7 @@ import pytest
 
 from otelcost.config import report_context
 from otelcost.reports import ReportRequest, run_report
-from otelcost.server import BackgroundServer
-from tests.e2e.conftest import loopback_config
-from tests.reports.conftest import Company
+from tests.reports.conftest import Company, api_over
 from tests.reports.traffic import cost_of
 
 pytestmark = pytest.mark.slow
@@ -20,11 +18,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def api(company: Company) -> Iterator[httpx.Client]:
-    config = loopback_config(company.config.data_dir)
-    with BackgroundServer(config) as running:
-        assert running.server.api_port is not None
-        with httpx.Client(base_url=f"http://127.0.0.1:{running.server.api_port}", timeout=30) as client:
-            yield client
+    with api_over(company.config.data_dir) as client:
+        yield client
 
 
 def test_a_report_over_http_is_the_python_result(company: Company, api: httpx.Client) -> None:

@@ -24,8 +24,7 @@ from otelcost.errors import ReportError
 from otelcost.lake.query import run_query
 from otelcost.reports import REPORTS, ReportContext, ReportRequest, run_report
 from otelcost.reports.dimensions import ALIASES, DIMENSIONS
-from otelcost.server import BackgroundServer
-from tests.e2e.conftest import loopback_config
+from tests.reports.conftest import api_over
 from tests.reports.traffic import Call, build_lake, day_start
 
 pytestmark = pytest.mark.slow
@@ -170,11 +169,8 @@ def test_dimension_names_never_reach_sql_unmapped() -> None:
 
 @pytest.fixture(scope="module")
 def api(lake: Lake) -> Iterator[httpx.Client]:
-    config = loopback_config(lake.config.data_dir)
-    with BackgroundServer(config) as running:
-        assert running.server.api_port is not None
-        with httpx.Client(base_url=f"http://127.0.0.1:{running.server.api_port}", timeout=30) as client:
-            yield client
+    with api_over(lake.config.data_dir) as client:
+        yield client
 
 
 def test_the_http_api_binds_every_filter(
