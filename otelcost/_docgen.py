@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 
 from otelcost.cli import main
 from otelcost.config import ENV_PREFIX, Config
+from otelcost.lake.audit import AUDIT_COLUMNS, AUDIT_TABLE_NAME
 from otelcost.schema import COLUMNS, PARTITION_COLUMN
 
 __all__ = ["cli_markdown", "config_markdown", "schema_markdown", "write_all"]
@@ -54,6 +55,21 @@ def schema_markdown() -> str:
         null = "" if column.nullable else " (never NULL)"
         lines.append(f"| `{column.name}` | `{column.type}` | {column.group} | {column.description}{null} |")
     lines.append(f"| `{PARTITION_COLUMN}` | `date` | partition | UTC day of `ts` (directory name). |")
+    lines += [
+        "",
+        f"## The audit log: `{AUDIT_TABLE_NAME}`\n",
+        "One row per administrative change (otelcost/lake/audit.py): budget and override changes",
+        "through the admin API, chargeback periods closed, reprices. Files live at",
+        f"`<data_dir>/lake/{AUDIT_TABLE_NAME}/{PARTITION_COLUMN}=YYYY-MM-DD/audit-*.parquet`, one per",
+        "change, and are never rewritten: compaction, repricing and `lake.retention` leave them alone.",
+        f"`otelcost sql` has the `{AUDIT_TABLE_NAME}` view.\n",
+        "| column | type | description |",
+        "|---|---|---|",
+    ]
+    for column in AUDIT_COLUMNS:
+        null = "" if column.nullable else " (never NULL)"
+        lines.append(f"| `{column.name}` | `{column.type}` | {column.description}{null} |")
+    lines.append(f"| `{PARTITION_COLUMN}` | `date` | UTC day of `changed_at` (directory name). |")
     return "\n".join(lines) + "\n"
 
 

@@ -56,14 +56,19 @@ def _datetime(ns: int) -> datetime:
 class BudgetAdmin:
     """The YAML budgets plus the stored admin changes (``state_dir`` None: kept in memory)."""
 
-    def __init__(self, configured: Sequence[BudgetConfig], state_dir: Path | None) -> None:
+    def __init__(
+        self, configured: Sequence[BudgetConfig], state_dir: Path | None, *, audit_dir: Path | None = None
+    ) -> None:
         names = [b.name for b in configured]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ConfigError(f"budgets: two budgets named {duplicates[0]!r}")
         self._configured = {b.name: b for b in configured}
         self._store = BudgetStore(state_dir) if state_dir is not None else None
-        self._audit = AuditLog(state_dir) if state_dir is not None else None
+        # The audit table lives in the lake (audit_dir); without one (tests, `budgets status`)
+        # it is kept beside the state.
+        audit_dir = audit_dir if audit_dir is not None else state_dir
+        self._audit = AuditLog(audit_dir, state_dir=state_dir) if audit_dir is not None else None
         self._stored = StoredState()
         self.lock = threading.Lock()
 

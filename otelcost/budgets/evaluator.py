@@ -89,6 +89,7 @@ class Evaluator:
         settings: BudgetingConfig | None = None,
         state_dir: Path | None = None,
         lake: LakeQuery | None = None,
+        audit_dir: Path | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         run_threads: bool = True,
     ) -> None:
@@ -96,7 +97,7 @@ class Evaluator:
         self._clock_ns = clock_ns
         self._run_threads = run_threads
         self._lake = lake
-        self._admin = BudgetAdmin(budgets, state_dir)
+        self._admin = BudgetAdmin(budgets, state_dir, audit_dir=audit_dir)
         self._lock = threading.Lock()
         now = clock_ns()
         self._engine = Engine(self._rules(self._admin.effective()), now_ns=now)
@@ -135,6 +136,7 @@ class Evaluator:
             settings=settings,
             state_dir=data_dir / "budgets",
             lake=lake_query(lake_dir),
+            audit_dir=lake_dir,
             clock_ns=clock_ns,
             run_threads=run_threads,
         )

@@ -5,12 +5,14 @@
     ``null`` value deletes a budget of the YAML file) and the current overrides. Rewritten
     atomically (temporary file, fsync, rename, fsync of the directory) on every change, so a
     crash leaves either the old or the new version, never half of one.
-``audit.jsonl``
-    One JSON line per change: ``at`` (UTC), ``actor`` (the admin token's name, or ``system``
+the audit log
+    Not here: every change is an entry of the lake's append-only ``audit_log`` table
+    (``otelcost/lake/audit.py``): ``at`` (UTC), ``actor`` (the API key's name, or ``system``
     for an override that expired), ``action`` (``budget.create``, ``budget.update``,
     ``budget.delete``, ``override.put``, ``override.delete``, ``override.expire``),
-    ``target``, ``before``, ``after`` and an optional ``note``. Appended and fsynced before the
-    change is acknowledged; never rewritten.
+    ``target``, ``before``, ``after`` and an optional ``note``. Written and fsynced before the
+    change is acknowledged; never rewritten. An ``audit.jsonl`` here (an older otelcost's log)
+    is moved into that table at start.
 ``alerts.jsonl``
     The alert journal: a ``crossed`` line when a threshold crossing is recorded (before the
     webhook is tried), then ``delivered`` or ``failed``. It is what keeps alerts to once per
@@ -37,6 +39,7 @@ from typing import Any, Final
 
 from otelcost.errors import ConfigError, OtelcostError
 from otelcost.fsync import fsync_path
+from otelcost.lake.audit import AuditEntry, append_entries, import_jsonl, read_entries
 
 __all__ = ["AlertJournal", "AuditLog", "BudgetStore", "StoredState", "atomic_write_json", "utc_now_text"]
 
@@ -131,11 +134,21 @@ class BudgetStore:
 
 
 class AuditLog:
-    """``audit.jsonl``: append-only record of every budget and override change."""
+    """The audit log of budget and override changes: the lake's append-only ``audit_log`` table
+    (``otelcost/lake/audit.py``) under ``lake_dir``. An ``audit.jsonl`` left in ``state_dir`` by
+    an older otelcost is moved into the table when the log is opened."""
 
-    def __init__(self, directory: Path) -> None:
-        self.path = Path(directory) / AUDIT_FILE
+    def __init__(self, lake_dir: Path, *, state_dir: Path | None = None) -> None:
+        self.lake_dir = Path(lake_dir)
         self._lock = threading.Lock()
+        if state_dir is not None:
+            legacy = Path(state_dir) / AUDIT_FILE
+            try:
+                imported = import_jsonl(self.lake_dir, legacy)
+            except (OSError, ValueError, KeyError) as exc:
+                raise OtelcostError(f"cannot move {legacy} into the lake's audit log: {exc}") from exc
+            if imported:
+                log.info("moved %d audit entries from %s into the lake's audit_log table", imported, legacy)
 
     def append(
         self,
@@ -147,27 +160,14 @@ class AuditLog:
         after: Any,
         note: str | None = None,
     ) -> dict[str, Any]:
-        record = {
-            "at": utc_now_text(),
-            "actor": actor,
-            "action": action,
-            "target": target,
-            "before": before,
-            "after": after,
-        }
-        if note:
-            record["note"] = note
-        try:
-            with self._lock:
-                _append_line(self.path, record)
-        except OSError as exc:
-            raise OtelcostError(f"cannot append to the audit log {self.path}: {exc.strerror}") from exc
+        entry = AuditEntry(actor, action, target, before, after, note)
+        with self._lock:
+            (record,) = append_entries(self.lake_dir, [entry])
         return record
 
     def read(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The newest ``limit`` entries (all when None), oldest first."""
-        records = list(_read_lines(self.path))
-        return records if limit is None else records[-limit:] if limit > 0 else []
+        return read_entries(self.lake_dir, limit)
 
 
 class AlertJournal:

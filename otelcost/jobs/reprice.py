@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from otelcost.lake.audit import AuditEntry, append_entries, command_actor
 from otelcost.lake.layout import list_partitions, read_partition
 from otelcost.lake.locking import lake_lock
 from otelcost.lake.query import run_query
@@ -78,9 +79,13 @@ def reprice(
     dry_run: bool = False,
     lock_timeout: float | None = None,
     on_partition: Callable[[PartitionResult], None] | None = None,
+    actor: str | None = None,
 ) -> list[PartitionResult]:
     """Recompute the cost columns of every partition from ``since`` (inclusive) to ``until``
-    (exclusive); rewrite a partition only if a row changed. Returns one result per partition."""
+    (exclusive); rewrite a partition only if a row changed. Returns one result per partition.
+
+    A run that rewrote partitions is an entry of the lake's audit log (``pricing.reprice`` by
+    ``actor``, ``cli:<os user>`` when None): the days rewritten and their totals before and after."""
     results = []
     for day in list_partitions(lake_dir, since, until):
         with lake_lock(lake_dir, timeout=lock_timeout):
@@ -103,7 +108,33 @@ def reprice(
         results.append(result)
         if on_partition is not None:
             on_partition(result)
+    _audit(lake_dir, results, since, until, actor)
     return results
+
+
+def _audit(
+    lake_dir: Path, results: list[PartitionResult], since: date, until: date | None, actor: str | None
+) -> None:
+    rewritten = [result for result in results if result.rewritten]
+    if not rewritten:
+        return
+
+    def totals(cost: str, effective: str) -> dict[str, object]:
+        return {
+            "days": [result.day.isoformat() for result in rewritten],
+            "cost_usd": str(sum((getattr(result, cost) for result in rewritten), Decimal(0))),
+            "effective_cost_usd": str(sum((getattr(result, effective) for result in rewritten), Decimal(0))),
+        }
+
+    target = f"{since.isoformat()}..{until.isoformat() if until else ''}"
+    entry = AuditEntry(
+        actor or command_actor(),
+        "pricing.reprice",
+        target,
+        before=totals("cost_before", "effective_before"),
+        after=totals("cost_after", "effective_after"),
+    )
+    append_entries(lake_dir, [entry])
 
 
 UNKNOWN_MODELS_SQL = """

@@ -4,7 +4,9 @@ Two more views have the same columns: ``duplicate_spans``, the spans folded into
 and ``attribution_changes``, before/after rows of attribution that changed after a call was
 stored (both written by ``otelcost/settle``, docs/schema.md). ``llm_calls`` shows every call with
 its latest attribution: the stored row, its dimensions replaced by its latest *after* row when
-there is one (a LEFT JOIN that exists only once a change does).
+there is one (a LEFT JOIN that exists only once a change does). ``audit_log`` is the audit
+table (``audit.py``: who changed which budget, override, period or price, when, from what to
+what), with its own columns.
 
 The view is plain DuckDB over the Parquet files, the same thing an analyst types with nothing of
 ours installed::
@@ -45,6 +47,7 @@ import duckdb
 import pyarrow as pa
 
 from otelcost.errors import LakeError
+from otelcost.lake.audit import AUDIT_SCHEMA, AUDIT_TABLE_NAME
 from otelcost.lake.layout import CHANGES_TABLE_NAME, DUPLICATES_TABLE_NAME, FILE_SUFFIX, TABLE_NAME, table_dir
 from otelcost.schema import ATTRIBUTION_DIMENSIONS, PARTITION_COLUMN, RECORD_SCHEMA
 
@@ -119,8 +122,8 @@ def lake_glob(lake_dir: Path, table: str = TABLE_NAME) -> str:
     return f"{table_dir(Path(lake_dir).resolve(), table)}/*/*{FILE_SUFFIX}"
 
 
-def _typed_empty_select() -> str:
-    columns = [f"CAST(NULL AS {duckdb_type(f.type)}) AS {_identifier(f.name)}" for f in RECORD_SCHEMA]
+def _typed_empty_select(schema: pa.Schema = RECORD_SCHEMA) -> str:
+    columns = [f"CAST(NULL AS {duckdb_type(f.type)}) AS {_identifier(f.name)}" for f in schema]
     columns.append(f"CAST(NULL AS DATE) AS {_identifier(PARTITION_COLUMN)}")
     return "SELECT " + ", ".join(columns) + " WHERE false"
 
@@ -130,9 +133,9 @@ def _has_files(lake_dir: Path, table: str) -> bool:
     return root.is_dir() and any(root.glob(f"*/*{FILE_SUFFIX}"))
 
 
-def _table_sql(lake_dir: Path, table: str) -> str:
-    """Every row of one table's files, typed by RECORD_SCHEMA (see the module docstring)."""
-    empty = _typed_empty_select()
+def _table_sql(lake_dir: Path, table: str, schema: pa.Schema = RECORD_SCHEMA) -> str:
+    """Every row of one table's files, typed by ``schema`` (see the module docstring)."""
+    empty = _typed_empty_select(schema)
     if not _has_files(lake_dir, table):
         return empty
     source = (
@@ -196,6 +199,9 @@ def _prepare(connection: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
     connection.execute(_calls_view_sql(lake_dir))
     for table in (DUPLICATES_TABLE_NAME, CHANGES_TABLE_NAME):
         connection.execute(f"CREATE VIEW {table} AS {_table_sql(lake_dir, table)}")
+    connection.execute(
+        f"CREATE VIEW {AUDIT_TABLE_NAME} AS {_table_sql(lake_dir, AUDIT_TABLE_NAME, AUDIT_SCHEMA)}"
+    )
     connection.execute(f"SET allowed_directories = [{_sql_string(str(lake_dir) + '/')}]")
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from otelcost.cli import main
+from otelcost.lake.audit import command_actor
 from otelcost.lake.layout import list_partitions
 from otelcost.lake.locking import lake_lock
 from otelcost.lake.publish import write_files
@@ -208,6 +209,22 @@ def test_reprice_recomputes_costs_atomically_per_partition(lake_setup: tuple[Pat
     ]
     code, out = invoke("reprice", "-c", str(config), "--since", "2026-11-01", "-f", "json")
     assert all(not r["rewritten"] for r in json.loads(out))
+
+    # Each run that rewrote a day is one entry of the lake's audit log, by the OS user; the
+    # dry run and the run that changed nothing left none.
+    audit = run_query(
+        lake, "SELECT actor, action, target, before, after FROM audit_log ORDER BY changed_at"
+    ).to_pylist()
+    assert [(e["actor"], e["action"], e["target"]) for e in audit] == [
+        (command_actor(), "pricing.reprice", "2026-11-20.."),
+        (command_actor(), "pricing.reprice", "2026-11-01..2026-11-20"),
+    ]
+    assert json.loads(audit[0]["before"]) == {
+        "days": ["2026-11-20"],
+        "cost_usd": "0.150000000000",
+        "effective_cost_usd": "0.150000000000",
+    }
+    assert json.loads(audit[0]["after"])["cost_usd"] == "2.150000000000"
 
 
 def test_reprice_needs_a_valid_date() -> None:

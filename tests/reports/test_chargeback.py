@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from otelcost.cli import main
 from otelcost.config import Config, load_config, report_context
 from otelcost.errors import ConfigError, StatementError
+from otelcost.lake.audit import command_actor, read_entries
 from otelcost.reports import ReportContext, ReportRequest, run_report
 from otelcost.reports.chargeback import close_statement, latest_statement, read_statement, statement_versions
 from otelcost.reports.chargeback.allocate import prorate_monthly, split
@@ -507,6 +508,12 @@ def test_close_writes_parquet_csv_and_manifest_that_read_back(lake: Lake, tmp_pa
     assert (again.version, again.written) == (1, False)
     assert statement_versions(tmp_path, "2026-11") == [1]
     assert sorted(p.name for p in (tmp_path / "chargeback" / "2026-11").iterdir()) == [".lock", "v1"]
+    # the close is in the lake's audit log, once: the second close wrote nothing
+    closes = [e for e in read_entries(Path(context.lake_dir)) if e["target"] == "2026-11"]
+    assert [(e["actor"], e["action"], e["before"], e["after"]["version"]) for e in closes] == [
+        (command_actor(), "statement.close", None, 1)
+    ]
+    assert Decimal(closes[0]["after"]["charged_usd"]) == info.charged_usd
 
     notes = run_report("chargeback", context, ReportRequest(period="2026-11")).notes
     assert any("2026-11 is closed: statement v1" in n and "still equal it" in n for n in notes), notes

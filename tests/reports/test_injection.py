@@ -21,7 +21,7 @@ import pytest
 
 from otelcost.config import Config, report_context
 from otelcost.errors import ReportError
-from otelcost.lake.query import run_query
+from otelcost.lake.query import LakeSession, run_query
 from otelcost.reports import REPORTS, ReportContext, ReportRequest, run_report
 from otelcost.reports.dimensions import ALIASES, DIMENSIONS
 from tests.reports.conftest import api_over
@@ -99,11 +99,11 @@ def _fingerprint(lake_dir: Path) -> tuple[dict[str, str], int]:
     return files, rows
 
 
-def _honest_count(lake_dir: Path, dimension: str, value: str) -> int:
+def _honest_count(lake: LakeSession, dimension: str, value: str) -> int:
     """Rows of November whose ``dimension`` is exactly ``value``, asked with a bound parameter."""
     where = f"{DIMENSIONS[dimension]} = $v AND date >= DATE '2026-11-01'"
     sql = f"SELECT count(*) AS n FROM llm_calls WHERE {where}"
-    return int(run_query(lake_dir, sql, {"v": value}).column("n")[0].as_py())
+    return int(lake.query(sql, {"v": value}).column("n")[0].as_py())
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +113,13 @@ def before(lake: Lake) -> tuple[dict[str, str], int]:
 
 def test_every_filter_value_is_bound_in_showback(lake: Lake, before: tuple[dict[str, str], int]) -> None:
     context = lake.context
-    for dimension in DIMENSIONS:
-        for payload in PAYLOADS:
-            request = ReportRequest(period="2026-11", by=("team",), filters=((dimension, payload),))
-            rows = run_report("showback", context, request).sections["spend"].to_pylist()
-            calls = sum(int(row["calls"]) for row in rows)
-            assert calls == _honest_count(lake.config.lake_dir, dimension, payload), (dimension, payload)
+    with LakeSession(lake.config.lake_dir) as honest:
+        for dimension in DIMENSIONS:
+            for payload in PAYLOADS:
+                request = ReportRequest(period="2026-11", by=("team",), filters=((dimension, payload),))
+                rows = run_report("showback", context, request).sections["spend"].to_pylist()
+                calls = sum(int(row["calls"]) for row in rows)
+                assert calls == _honest_count(honest, dimension, payload), (dimension, payload)
     # The planted payload is a real team: an honest filter finds exactly its one call.
     planted = run_report(
         "showback", context, ReportRequest(period="2026-11", by="team", filters=(("team", PLANTED_TEAM),))
@@ -180,14 +181,15 @@ def test_the_http_api_binds_every_filter(
     # parameters into the same request, so every dimension and every payload pass it once.
     pairs = [(dimension, PAYLOADS[i % len(PAYLOADS)]) for i, dimension in enumerate(DIMENSIONS)]
     pairs += [("team", payload) for payload in PAYLOADS]
-    for dimension, payload in pairs:
-        answer = api.get(
-            "/v1/reports/showback",
-            params=[("period", "2026-11"), ("by", "team"), ("filter", f"{dimension}={payload}")],
-        )
-        assert answer.status_code == 200, (dimension, payload, answer.text)
-        calls = sum(int(row["calls"]) for row in answer.json()["sections"]["spend"])
-        assert calls == _honest_count(lake.config.lake_dir, dimension, payload), (dimension, payload)
+    with LakeSession(lake.config.lake_dir) as honest:
+        for dimension, payload in pairs:
+            answer = api.get(
+                "/v1/reports/showback",
+                params=[("period", "2026-11"), ("by", "team"), ("filter", f"{dimension}={payload}")],
+            )
+            assert answer.status_code == 200, (dimension, payload, answer.text)
+            calls = sum(int(row["calls"]) for row in answer.json()["sections"]["spend"])
+            assert calls == _honest_count(honest, dimension, payload), (dimension, payload)
     answer = api.get("/v1/reports/showback", params={"period": "2026-11", "filter": f"team={PLANTED_TEAM}"})
     assert [row["team"] for row in answer.json()["sections"]["spend"]] == [PLANTED_TEAM]
     assert _fingerprint(lake.config.lake_dir) == before

@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from otelcost.errors import LakeError, StatementError
+from otelcost.lake.audit import AuditEntry, append_entries, command_actor
 from otelcost.lake.locking import lake_lock
 from otelcost.money import pico_to_decimal
 from otelcost.reports.base import ReportContext
@@ -131,9 +132,14 @@ def _resolve(period: str | Period) -> Period:
         raise StatementError(str(exc)) from None
 
 
-def close_statement(context: ReportContext, period: str | Period) -> StatementInfo:
+def close_statement(
+    context: ReportContext, period: str | Period, *, actor: str | None = None
+) -> StatementInfo:
     """Close ``period`` (``"2026-11"``): write its next statement version if the numbers changed
     since the latest one (or it was never closed); StatementError if it cannot.
+
+    A version written is an entry of the lake's audit log (``statement.close`` by ``actor``,
+    ``cli:<os user>`` when None), after the version is in place.
 
     The answer's ``written`` tells whether a version was written; ``diff_path`` is the
     ``diff.csv`` against the version before, from v2 on.
@@ -167,12 +173,25 @@ def close_statement(context: ReportContext, period: str | Period) -> StatementIn
         path = write_version(
             statements_dir, resolved.label, version, files, _manifest(result, version, created_at, previous)
         )
+        charged = pico_to_decimal(result.totals.charged)
+        append_entries(
+            Path(context.lake_dir),
+            [
+                AuditEntry(
+                    actor or command_actor(),
+                    "statement.close",
+                    resolved.label,
+                    before=None if latest is None else {"version": previous},
+                    after={"version": version, "charged_usd": str(charged), "path": str(path)},
+                )
+            ],
+        )
     return StatementInfo(
         period=resolved.label,
         version=version,
         path=path,
         created_at=now,
-        charged_usd=pico_to_decimal(result.totals.charged),
+        charged_usd=charged,
         previous_version=previous,
         diff_path=path / "diff.csv" if latest is not None else None,
         written=True,
