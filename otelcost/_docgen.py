@@ -13,6 +13,7 @@ import json
 import sys
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from pydantic.fields import FieldInfo
 from otelcost.cli import main
 from otelcost.config import ENV_PREFIX, Config
 from otelcost.lake.audit import AUDIT_COLUMNS, AUDIT_TABLE_NAME
-from otelcost.schema import COLUMNS, PARTITION_COLUMN
+from otelcost.schema import COLUMNS, PARTITION_COLUMN, Column
 
 __all__ = ["cli_markdown", "config_markdown", "schema_markdown", "write_all"]
 
@@ -48,29 +49,30 @@ def schema_markdown() -> str:
         'of a stored call (`attribution_change*` set; docs/attribution.md, "Late attribution").',
         "The `llm_calls` view shows each call with the dimensions of its latest `after` row; in the",
         "`llm_calls` files the `duplicate_*` and `attribution_change*` columns are always NULL.\n",
-        "| column | type | group | description |",
-        "|---|---|---|---|",
-    ]
-    for column in COLUMNS:
-        null = "" if column.nullable else " (never NULL)"
-        lines.append(f"| `{column.name}` | `{column.type}` | {column.group} | {column.description}{null} |")
-    lines.append(f"| `{PARTITION_COLUMN}` | `date` | partition | UTC day of `ts` (directory name). |")
-    lines += [
+        *_column_rows(COLUMNS, "ts", with_group=True),
         "",
         f"## The audit log: `{AUDIT_TABLE_NAME}`\n",
         "One row per administrative change (otelcost/lake/audit.py): budget and override changes",
         "through the admin API, chargeback periods closed, reprices. Files live at",
-        f"`<data_dir>/lake/{AUDIT_TABLE_NAME}/{PARTITION_COLUMN}=YYYY-MM-DD/audit-*.parquet`, one per",
+        f"`<data_dir>/lake/{AUDIT_TABLE_NAME}/{PARTITION_COLUMN}=YYYY-MM-DD/*.parquet`, one file per",
         "change, and are never rewritten: compaction, repricing and `lake.retention` leave them alone.",
         f"`otelcost sql` has the `{AUDIT_TABLE_NAME}` view.\n",
-        "| column | type | description |",
-        "|---|---|---|",
+        *_column_rows(AUDIT_COLUMNS, "changed_at", with_group=False),
     ]
-    for column in AUDIT_COLUMNS:
-        null = "" if column.nullable else " (never NULL)"
-        lines.append(f"| `{column.name}` | `{column.type}` | {column.description}{null} |")
-    lines.append(f"| `{PARTITION_COLUMN}` | `date` | UTC day of `changed_at` (directory name). |")
     return "\n".join(lines) + "\n"
+
+
+def _column_rows(columns: Sequence[Column], day_of: str, *, with_group: bool) -> list[str]:
+    """A table's columns as Markdown rows, its ``date`` partition column last."""
+    group = " group |" if with_group else ""
+    rows = [f"| column | type |{group} description |", "|---|---|" + ("---|" if with_group else "") + "---|"]
+    for column in columns:
+        null = "" if column.nullable else " (never NULL)"
+        cell = f" {column.group} |" if with_group else ""
+        rows.append(f"| `{column.name}` | `{column.type}` |{cell} {column.description}{null} |")
+    partition = " partition |" if with_group else ""
+    rows.append(f"| `{PARTITION_COLUMN}` | `date` |{partition} UTC day of `{day_of}` (directory name). |")
+    return rows
 
 
 def _type_name(annotation: Any) -> str:

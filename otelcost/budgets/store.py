@@ -7,12 +7,13 @@
     crash leaves either the old or the new version, never half of one.
 the audit log
     Not here: every change is an entry of the lake's append-only ``audit_log`` table
-    (``otelcost/lake/audit.py``): ``at`` (UTC), ``actor`` (the API key's name, or ``system``
+    (``otelcost/lake/audit.py``): ``changed_at`` (UTC), ``actor`` (the admin token's name, or ``system``
     for an override that expired), ``action`` (``budget.create``, ``budget.update``,
     ``budget.delete``, ``override.put``, ``override.delete``, ``override.expire``),
     ``target``, ``before``, ``after`` and an optional ``note``. Written and fsynced before the
     change is acknowledged; never rewritten. An ``audit.jsonl`` here (an older otelcost's log)
-    is moved into that table at start.
+    is moved into that table at start (:func:`import_legacy_audit`), and renamed
+    ``audit.jsonl.imported``.
 ``alerts.jsonl``
     The alert journal: a ``crossed`` line when a threshold crossing is recorded (before the
     webhook is tried), then ``delivered`` or ``failed``. It is what keeps alerts to once per
@@ -26,6 +27,7 @@ state at start) or are logged (a failed append does not stop ingest).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,15 +35,23 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from otelcost.errors import ConfigError, OtelcostError
 from otelcost.fsync import fsync_path
-from otelcost.lake.audit import AuditEntry, append_entries, import_jsonl, read_entries
+from otelcost.lake.audit import AuditEntry, append_entries, read_entries
 
-__all__ = ["AlertJournal", "AuditLog", "BudgetStore", "StoredState", "atomic_write_json", "utc_now_text"]
+__all__ = [
+    "AlertJournal",
+    "AuditLog",
+    "BudgetStore",
+    "StoredState",
+    "atomic_write_json",
+    "import_legacy_audit",
+    "utc_now_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +143,44 @@ class BudgetStore:
             raise OtelcostError(f"cannot write budget state {self.path}: {exc.strerror}") from exc
 
 
+def _legacy_entry(record: Mapping[str, Any]) -> AuditEntry:
+    at = record.get("at")
+    return AuditEntry(
+        actor=str(record.get("actor", "")),
+        action=str(record.get("action", "")),
+        target=None if record.get("target") is None else str(record["target"]),
+        before=record.get("before"),
+        after=record.get("after"),
+        note=record.get("note"),
+        at=datetime.fromisoformat(str(at).replace("Z", "+00:00")).astimezone(UTC) if at else None,
+    )
+
+
+def import_legacy_audit(lake_dir: Path, path: Path) -> int:
+    """Move the entries of an older otelcost's ``audit.jsonl`` into the lake's audit table, once;
+    how many.
+
+    The entries are written (one file per day, named after the content's digest) before the
+    JSON lines file is renamed; a crash in between finds those files at the next start and
+    writes nothing twice."""
+    if not path.is_file():
+        return 0
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        entries = [_legacy_entry(record) for record in _read_lines(path)]
+    except (OSError, ValueError) as exc:
+        raise OtelcostError(f"cannot move {path} into the lake's audit log: {exc}") from exc
+    by_day: dict[date, list[AuditEntry]] = {}
+    now = datetime.now(UTC)
+    for entry in entries:
+        by_day.setdefault((entry.at or now).date(), []).append(entry)
+    for day, day_entries in by_day.items():
+        append_entries(lake_dir, day_entries, file_id=f"imported-{day.isoformat()}-{digest}")
+    os.replace(path, path.with_name(path.name + ".imported"))
+    fsync_path(path.parent)
+    return len(entries)
+
+
 class AuditLog:
     """The audit log of budget and override changes: the lake's append-only ``audit_log`` table
     (``otelcost/lake/audit.py``) under ``lake_dir``. An ``audit.jsonl`` left in ``state_dir`` by
@@ -142,13 +190,9 @@ class AuditLog:
         self.lake_dir = Path(lake_dir)
         self._lock = threading.Lock()
         if state_dir is not None:
-            legacy = Path(state_dir) / AUDIT_FILE
-            try:
-                imported = import_jsonl(self.lake_dir, legacy)
-            except (OSError, ValueError, KeyError) as exc:
-                raise OtelcostError(f"cannot move {legacy} into the lake's audit log: {exc}") from exc
+            imported = import_legacy_audit(self.lake_dir, Path(state_dir) / AUDIT_FILE)
             if imported:
-                log.info("moved %d audit entries from %s into the lake's audit_log table", imported, legacy)
+                log.info("moved %d entries of %s into the lake's audit_log table", imported, state_dir)
 
     def append(
         self,

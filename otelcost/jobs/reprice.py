@@ -118,21 +118,24 @@ def _audit(
     rewritten = [result for result in results if result.rewritten]
     if not rewritten:
         return
-
-    def totals(cost: str, effective: str) -> dict[str, object]:
-        return {
-            "days": [result.day.isoformat() for result in rewritten],
-            "cost_usd": str(sum((getattr(result, cost) for result in rewritten), Decimal(0))),
-            "effective_cost_usd": str(sum((getattr(result, effective) for result in rewritten), Decimal(0))),
-        }
-
+    days = [result.day.isoformat() for result in rewritten]
+    before = {
+        "days": days,
+        "cost_usd": str(sum((r.cost_before for r in rewritten), Decimal(0))),
+        "effective_cost_usd": str(sum((r.effective_before for r in rewritten), Decimal(0))),
+    }
+    after = {
+        "days": days,
+        "cost_usd": str(sum((r.cost_after for r in rewritten), Decimal(0))),
+        "effective_cost_usd": str(sum((r.effective_after for r in rewritten), Decimal(0))),
+    }
     target = f"{since.isoformat()}..{until.isoformat() if until else ''}"
     entry = AuditEntry(
         actor or command_actor(),
         "pricing.reprice",
         target,
-        before=totals("cost_before", "effective_before"),
-        after=totals("cost_after", "effective_after"),
+        before=before,
+        after=after,
     )
     append_entries(lake_dir, [entry])
 

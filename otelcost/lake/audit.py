@@ -2,7 +2,7 @@
 
 ::
 
-    <lake_dir>/audit_log/date=YYYY-MM-DD/audit-<UTC stamp>-<random>.parquet   one file per entry
+    <lake_dir>/audit_log/date=YYYY-MM-DD/part-<UTC stamp>-<random>.parquet   one file per change
 
 Who changed what, when, from what to what: budget and override changes through the admin API
 (the admin token's name is the actor), chargeback periods closed, reprices. One entry
@@ -16,19 +16,17 @@ table is queryable as ``audit_log`` in ``otelcost sql``; ``before`` and ``after`
 text (DuckDB: ``after::JSON ->> 'limit'``).
 
 An older ``<data_dir>/budgets/audit.jsonl`` is moved into the table once, at the first start
-that finds it (:func:`import_jsonl`), and renamed ``audit.jsonl.imported``.
+that finds it (``budgets/store.py``), and renamed ``audit.jsonl.imported``.
 """
 
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import os
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,7 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from otelcost.fsync import fsync_path
-from otelcost.lake.layout import FILE_SUFFIX, TEMP_SUFFIX, io_error, partition_dir, table_dir
+from otelcost.lake.layout import FILE_SUFFIX, TEMP_SUFFIX, io_error, new_file_name, partition_dir, table_dir
+from otelcost.lake.publish import DEFAULT_COMPRESSION, DEFAULT_ROW_GROUP_SIZE, write_parquet
 from otelcost.schema import TIMESTAMP_TYPE, Column
 
 __all__ = [
@@ -46,7 +45,6 @@ __all__ = [
     "AuditEntry",
     "append_entries",
     "command_actor",
-    "import_jsonl",
     "read_entries",
 ]
 
@@ -74,8 +72,6 @@ AUDIT_COLUMNS: Final[tuple[Column, ...]] = (
     Column("note", pa.string(), "audit", "The caller's note (X-Otelcost-Note), if any."),
 )
 AUDIT_SCHEMA: Final = pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in AUDIT_COLUMNS])
-
-JSONL_IMPORTED_SUFFIX: Final = ".imported"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +120,8 @@ def append_entries(
     the entries in the JSON shape. LakeError when the file cannot be written (nothing is).
 
     ``file_id`` names the file instead of a random id; a file of that id already in the lake
-    means these entries are there already, and nothing is written (the import uses it)."""
+    means these entries are there already, and nothing is written (an import repeated after a
+    crash uses it)."""
     now = datetime.now(UTC)
     rows = [(entry, entry.at or now) for entry in entries]
     if not rows:
@@ -142,21 +139,15 @@ def append_entries(
         schema=AUDIT_SCHEMA,
     )
     directory = partition_dir(lake_dir, rows[0][1].date(), AUDIT_TABLE_NAME)
-    if file_id is not None:
-        name = f"audit-{file_id}{FILE_SUFFIX}"
-        if (directory / name).exists():
-            return [entry.as_dict(at) for entry, at in rows]
-    else:
-        name = f"audit-{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:12]}{FILE_SUFFIX}"
+    name = new_file_name() if file_id is None else f"part-{file_id}{FILE_SUFFIX}"
+    if file_id is not None and (directory / name).exists():
+        return [entry.as_dict(at) for entry, at in rows]
     temporary = directory / f".{name}{TEMP_SUFFIX}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, temporary, compression="zstd")
-        fd = os.open(temporary, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_parquet(
+            temporary, table, compression=DEFAULT_COMPRESSION, row_group_size=DEFAULT_ROW_GROUP_SIZE
+        )
         os.replace(temporary, directory / name)
         fsync_path(directory)
     except OSError as exc:
@@ -193,44 +184,3 @@ def read_entries(lake_dir: Path, limit: int | None = None) -> list[dict[str, Any
         ).as_dict(row["changed_at"])
         for row in rows
     ]
-
-
-def _parse_at(text: object) -> datetime:
-    parsed = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def import_jsonl(lake_dir: Path, path: Path) -> int:
-    """Move the entries of an older ``audit.jsonl`` into the table, once; how many.
-
-    The entries are written (one file per day, named after the content's digest) before the
-    JSON lines file is renamed; a crash in between finds those files at the next start and
-    writes nothing twice."""
-    if not path.is_file():
-        return 0
-    text = path.read_text(encoding="utf-8")
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    entries = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        record: Mapping[str, Any] = json.loads(line)
-        entries.append(
-            AuditEntry(
-                actor=str(record.get("actor", "")),
-                action=str(record.get("action", "")),
-                target=None if record.get("target") is None else str(record["target"]),
-                before=record.get("before"),
-                after=record.get("after"),
-                note=record.get("note"),
-                at=_parse_at(record["at"]) if "at" in record else None,
-            )
-        )
-    by_day: dict[date, list[AuditEntry]] = {}
-    for entry in entries:
-        by_day.setdefault((entry.at or datetime.now(UTC)).date(), []).append(entry)
-    for day, day_entries in by_day.items():
-        append_entries(lake_dir, day_entries, file_id=f"imported-{day.isoformat()}-{digest}")
-    os.replace(path, path.with_name(path.name + JSONL_IMPORTED_SUFFIX))
-    fsync_path(path.parent)
-    return len(entries)

@@ -13,11 +13,12 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from otelcost.budgets.store import import_legacy_audit
 from otelcost.cli import main
 from otelcost.config import Config, LakeConfig
 from otelcost.jobs.compact import compact_lake
 from otelcost.jobs.retention import apply_retention
-from otelcost.lake.audit import AUDIT_TABLE_NAME, AuditEntry, append_entries, import_jsonl, read_entries
+from otelcost.lake.audit import AUDIT_TABLE_NAME, AuditEntry, append_entries, read_entries
 from otelcost.lake.layout import table_dir
 from otelcost.lake.writer import LakeWriter
 from otelcost.server import BackgroundServer
@@ -123,9 +124,9 @@ def test_a_crash_between_import_and_rename_imports_nothing_twice(tmp_path: Path)
     legacy.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     kept = legacy.read_bytes()
 
-    assert import_jsonl(lake_dir, legacy) == 2
+    assert import_legacy_audit(lake_dir, legacy) == 2
     legacy.write_bytes(kept)  # as if the rename had not happened
-    assert import_jsonl(lake_dir, legacy) == 2
+    assert import_legacy_audit(lake_dir, legacy) == 2
     assert [e["target"] for e in read_entries(lake_dir)] == ["o1", "o2"]
     assert len(_audit_files(lake_dir)) == 2  # one per day
 
