@@ -143,6 +143,14 @@ def parse_period(text: str) -> Period:
     )
 
 
+def _parse_bound(name: str, value: str, now: datetime) -> datetime:
+    """``since``/``until`` parsed, an error naming which of the two it is."""
+    try:
+        return parse_since(value, now=now)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from exc
+
+
 def resolve_period(
     period: str | None = None,
     since: str | None = None,
@@ -163,7 +171,7 @@ def resolve_period(
     if since is None and until is None:
         first = now.date().replace(day=1)
         return Period(_midnight(first), _midnight(_add_months(first, 1)), first.strftime("%Y-%m"), "month")
-    end = parse_since(until, now=now) if until is not None else now
-    start = parse_since(since, now=now) if since is not None else end - timedelta(days=30)
+    end = _parse_bound("until", until, now) if until is not None else now
+    start = _parse_bound("since", since, now) if since is not None else end - timedelta(days=30)
     label = f"{start.isoformat()} to {end.isoformat()}"
     return Period(start, end, label)

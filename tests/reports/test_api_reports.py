@@ -56,6 +56,10 @@ def test_the_index_and_errors(api: httpx.Client) -> None:
     assert unknown.status_code == 400 and "colour" in unknown.json()["error"]["message"]
     bad_period = api.get("/v1/reports/showback", params={"period": "November"})
     assert bad_period.status_code == 400 and "expected a period" in bad_period.json()["error"]["message"]
+    for bound in ("since", "until"):
+        bad_bound = api.get("/v1/reports/showback", params={bound: "2026-13-01"})
+        message = bad_bound.json()["error"]["message"]
+        assert bad_bound.status_code == 400 and message.startswith(f"{bound}: expected a duration"), message
     bad_by = api.get("/v1/reports/showback", params={"by": "team,colour"})
     assert bad_by.status_code == 400 and "unknown dimension" in bad_by.json()["error"]["message"]
     files = api.get("/v1/reports/unit-economics", params={"revenue_file": "/etc/passwd"})
