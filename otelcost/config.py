@@ -24,6 +24,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from otelcost.auth.config import AuthConfig
 from otelcost.budgets.config import BudgetConfig, BudgetingConfig
 from otelcost.budgets.windows import load_zone, parse_window
 from otelcost.errors import ConfigError
@@ -72,6 +73,7 @@ class Config(BaseSettings):
     budgets: list[BudgetConfig] = Field(default_factory=list, description="Spend budgets (docs/budgets.md).")
     budgeting: BudgetingConfig = BudgetingConfig()
     api: ApiConfig = ApiConfig()
+    auth: AuthConfig = AuthConfig()
     reports: ReportsConfig = ReportsConfig()
 
     @property
@@ -226,6 +228,18 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     )
     if isinstance(ownership, dict) and ownership.get("file"):
         ownership["file"] = resolve(ownership["file"])
+    auth = data.get("auth")
+    if isinstance(auth, dict) and auth.get("keys_file"):
+        auth["keys_file"] = resolve(auth["keys_file"])
+    receiver = data.get("receiver")
+    if not isinstance(receiver, dict):
+        receiver = {}
+    for listener in (receiver.get("grpc"), receiver.get("http"), data.get("api")):
+        tls = listener.get("tls") if isinstance(listener, dict) else None
+        if isinstance(tls, dict):
+            for key in ("cert_file", "key_file", "client_ca_file"):
+                if tls.get(key):
+                    tls[key] = resolve(tls[key])
     return data
 
 

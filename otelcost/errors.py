@@ -30,6 +30,11 @@ a subclass lives beside the code that raises it)::
     │   └── InvalidOverrideError     the override asked for is not valid (bad field, past end)
     ├── ReservationRefusedError      a gateway's call may not go ahead: denied, or its estimate
     │                                does not fit a budget's headroom (policy/reservations.py)
+    ├── AuthError                    a caller may not do what it asked      (auth/keys.py raises)
+    │   ├── AuthenticationError      no key where one is needed, or a key no one holds:
+    │   │                            HTTP 401 / gRPC UNAUTHENTICATED, never retried
+    │   └── PermissionDeniedError    a known key without the role (or tenant) for the call:
+    │                                HTTP 403 / gRPC PERMISSION_DENIED
     ├── ReportError                  a report cannot be made from what it was given
     │   ├── UnknownReportError       no report has the name asked for
     │   └── StatementError           a chargeback statement cannot be closed or read
@@ -53,6 +58,8 @@ third-party exception type to handle ours. Misuse of an API by the caller raises
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
+    "AuthenticationError",
     "BudgetAdminError",
     "ConfigError",
     "IngestError",
@@ -61,6 +68,7 @@ __all__ = [
     "LakeLockTimeoutError",
     "OtelcostError",
     "PermanentIngestError",
+    "PermissionDeniedError",
     "PricingError",
     "ReportError",
     "StatementError",
@@ -125,6 +133,18 @@ class UnknownOverrideError(BudgetAdminError):
 
 class InvalidOverrideError(BudgetAdminError):
     """The override is not valid: a field out of range, an end in the past, an unknown budget."""
+
+
+class AuthError(OtelcostError):
+    """A caller may not do what it asked. The message never holds the key it sent."""
+
+
+class AuthenticationError(AuthError):
+    """No key where one is needed, or a key that is not (or no longer) configured."""
+
+
+class PermissionDeniedError(AuthError):
+    """The key is known but lacks the role, or the tenant, for what it asked."""
 
 
 class ReportError(OtelcostError):

@@ -189,6 +189,22 @@ class NormalizerCollector(Collector):
             "Calls attributed again when late ancestors arrived, with a different result.",
             c.proposed_changes,
         )
+        yield _counter(
+            "otelcost_attribute_values_cut",
+            "Attribute values cut to attribution.max_attribute_value_length in the lake's maps.",
+            c.attribute_values_cut,
+        )
+        yield _counter(
+            "otelcost_ingest_key_calls",
+            "Calls sent with an API key (ingest_key set).",
+            c.key_calls,
+        )
+        yield _labelled_counter(
+            "otelcost_attribution_key_overrides",
+            "Calls whose span claimed another value than its API key binds, by dimension.",
+            "dimension",
+            dict(c.key_overrides),
+        )
         yield GaugeMetricFamily(
             "otelcost_trace_memory_spans",
             "Spans remembered for attribution inheritance and dedup.",
@@ -444,6 +460,24 @@ def _labelled_counter(
     for key, value in sorted(values.items()):
         family.add_metric([key], value)
     return family
+
+
+class AuthCollector(Collector):
+    """API requests by how they authenticated (OTLP refusals are in the receiver's outcomes)."""
+
+    def __init__(self, outcomes: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self._outcomes = outcomes
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "otelcost_api_auth_requests",
+            "API requests by outcome: key, anonymous, unauthenticated (401), forbidden (403).",
+            labels=["outcome"],
+        )
+        for (surface, outcome), value in sorted(self._outcomes().items()):
+            if surface == "api":
+                family.add_metric([outcome], value)
+        yield family
 
 
 def build_registry(*collectors: Collector) -> CollectorRegistry:

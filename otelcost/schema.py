@@ -199,6 +199,19 @@ COLUMNS: Final[tuple[Column, ...]] = (
     _c(
         "missing_dimensions", pa.list_(pa.string()), "attribution", "Required dimensions that no rule filled."
     ),
+    _c(
+        "ingest_key",
+        pa.string(),
+        "attribution",
+        "Name of the API key the call was sent with (auth.keys); NULL for anonymous ingest.",
+    ),
+    _c(
+        "bound_dimensions",
+        STRING_MAP_TYPE,
+        "attribution",
+        "Dimensions the ingest key is bound to, each mapped to what the span itself had claimed "
+        "(NULL: it claimed nothing); the key's value is in the dimension's column.",
+    ),
     # outcome
     _c("status", pa.string(), "outcome", "ok | error (span status).", nullable=False),
     _c("error_type", pa.string(), "outcome", "error.type attribute or the span status message on error."),

@@ -35,7 +35,10 @@ from prometheus_client.registry import Collector
 
 from otelcost import metrics
 from otelcost.api import build_api_app
+from otelcost.api.access import audited_reload
 from otelcost.api.health import Readiness
+from otelcost.auth.keys import KeyRing
+from otelcost.auth.tls import ListenerTls, check_tls
 from otelcost.config import Config, report_context
 from otelcost.configtypes import parse_listen
 from otelcost.errors import ConfigError, OtelcostError
@@ -46,7 +49,7 @@ from otelcost.receiver.http import HttpReceiver
 from otelcost.reports.anomalies.streaming import LiveAnomalies
 from otelcost.workers import WorkerPool
 
-__all__ = ["BackgroundServer", "Server", "check_data_dir"]
+__all__ = ["BackgroundServer", "Server", "check_data_dir", "check_listener_tls"]
 
 log = logging.getLogger("otelcost")
 
@@ -63,11 +66,28 @@ def check_data_dir(config: Config) -> None:
         raise ConfigError(f"data_dir {config.data_dir} is not writable: {exc.strerror or exc}") from exc
 
 
+def check_listener_tls(config: Config) -> None:
+    """Fail fast, before any port is bound, when a listener's TLS files cannot be used
+    (``ConfigError`` naming the key, e.g. ``receiver.grpc.tls.key_file``)."""
+    receiver = config.receiver
+    for enabled, tls, where in (
+        (config.api.enabled, config.api.tls, "api.tls"),
+        (receiver.grpc.enabled, receiver.grpc.tls, "receiver.grpc.tls"),
+        (receiver.http.enabled, receiver.http.tls, "receiver.http.tls"),
+    ):
+        if enabled:
+            check_tls(tls, where)
+
+
 class Server:
     """Runs a :class:`Pipeline` behind its listeners until told to stop."""
 
     def __init__(self, config: Config, *, pipeline: Pipeline | None = None) -> None:
         self.config = config
+        # One key ring for the receivers and the API listener: a reload (SIGHUP, the admin
+        # API) swaps it for both at once.
+        self.keys = KeyRing(config.auth, legacy_admin=config.api.tokens())
+        self._reload_keys = audited_reload(self.keys, audit_dir=config.lake_dir, then=self._reload_workers)
         # The live anomaly detectors are a sink of the pipeline built here (a pipeline handed in
         # brings its own sinks).
         self.anomalies = (
@@ -83,12 +103,12 @@ class Server:
         self.pipeline = pipeline or Pipeline(config, extra_sinks=(self.anomalies,) if self.anomalies else ())
         in_process = config.receiver.workers == 0
         self.grpc = (
-            GrpcReceiver(config=config.receiver.grpc, intake=self.pipeline)
+            GrpcReceiver(config=config.receiver.grpc, intake=self.pipeline, keys=self.keys)
             if config.receiver.grpc.enabled and in_process
             else None
         )
         self.http = (
-            HttpReceiver(config=config.receiver.http, intake=self.pipeline)
+            HttpReceiver(config=config.receiver.http, intake=self.pipeline, keys=self.keys)
             if config.receiver.http.enabled and in_process
             else None
         )
@@ -105,6 +125,7 @@ class Server:
             metrics.CompactionCollector(self.compactor),
             *self._intake_collectors(),
             metrics.EvaluatorCollector(self.pipeline.evaluator.counters),
+            metrics.AuthCollector(self.keys.outcomes_snapshot),
             metrics.SettleCollector(self.pipeline.settler.counters_snapshot),
             *([metrics.AnomaliesCollector(self.anomalies.counters)] if self.anomalies is not None else []),
             *(
@@ -172,6 +193,7 @@ class Server:
 
     async def start(self) -> None:
         check_data_dir(self.config)
+        check_listener_tls(self.config)
         try:
             if self.config.api.enabled:
                 await self._start_api()
@@ -199,15 +221,24 @@ class Server:
 
     async def _start_api(self) -> None:
         host, port = parse_listen(self.config.api.listen)
+        tls = ListenerTls(self.config.api.tls, "api.tls") if self.config.api.tls is not None else None
         app = build_api_app(
             evaluator=self.pipeline.evaluator,
             config=self.config.api,
             process=self,
             reports=report_context(self.config),
+            keys=self.keys,
+            reload_keys=lambda actor, note: self.reload_keys(actor=actor, note=note),
         )
         self._api_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._api_runner.setup()
-        self._api_site = web.TCPSite(self._api_runner, host, port, reuse_address=True)
+        self._api_site = web.TCPSite(
+            self._api_runner,
+            host,
+            port,
+            reuse_address=True,
+            ssl_context=tls.ssl_context() if tls is not None else None,
+        )
         try:
             await self._api_site.start()
         except OSError as exc:
@@ -237,6 +268,21 @@ class Server:
         if self._api_runner is not None:
             await self._api_runner.cleanup()
             self._api_runner = None
+
+    def reload_keys(self, *, actor: str = "signal:SIGHUP", note: str | None = None) -> tuple[str, ...]:
+        """Re-read ``auth.keys_file`` here and in every receiver worker (SIGHUP, the admin API),
+        recorded as ``auth.reload`` in the audit table under ``actor``.
+
+        Returns the key names now in force; raises ConfigError (the old keys stay) when the file
+        is invalid. Workers reload on their own and log their own failure.
+        """
+        names = self._reload_keys(actor, note)
+        log.info("API keys reloaded: %d key(s) in force", len(names))
+        return names
+
+    def _reload_workers(self) -> None:
+        if self.workers is not None:
+            self.workers.reload_keys()
 
     def otlp_port(self, protocol: str) -> int | None:
         """The bound port of the ``grpc`` or ``http`` receiver, in this process or shared by the
@@ -278,9 +324,16 @@ class Server:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
             await self.run_until(stop)
 
         asyncio.run(main())
+
+    def _reload_on_signal(self) -> None:
+        try:
+            self.reload_keys()
+        except OtelcostError as exc:
+            log.error("SIGHUP: API keys not reloaded, the old ones stay in force: %s", exc)
 
 
 class BackgroundServer:

@@ -103,3 +103,34 @@ def test_retention_must_keep_every_budget_window(window: str, shortest_kept: str
         match=f"budget 'b' counts a {window} window, so the lake must keep at least {shortest_kept}",
     ):
         Config.model_validate({"lake": {"retention": f"{days - 1}d"}, "budgets": budgets})
+
+
+def test_relative_file_paths_in_a_config_file_are_taken_from_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "otelcost.yaml").write_text(
+        "auth: {keys_file: keys.yaml}\n"
+        "receiver: {grpc: {tls: {cert_file: tls/server.crt, key_file: tls/server.key,"
+        " client_ca_file: tls/ca.crt}}}\n"
+        "api: {tls: {cert_file: /abs/server.crt, key_file: tls/server.key}}\n",
+        encoding="utf-8",
+    )
+
+    config = load_config(folder / "otelcost.yaml", environ={})
+
+    assert config.auth.keys_file == folder / "keys.yaml"
+    grpc_tls = config.receiver.grpc.tls
+    assert grpc_tls is not None and config.api.tls is not None
+    assert (grpc_tls.cert_file, grpc_tls.key_file, grpc_tls.client_ca_file) == (
+        folder / "tls" / "server.crt",
+        folder / "tls" / "server.key",
+        folder / "tls" / "ca.crt",
+    )
+    assert (config.api.tls.cert_file, config.api.tls.key_file) == (
+        Path("/abs/server.crt"),
+        folder / "tls" / "server.key",
+    )
+    # config check opens the files, and names the key of the first it cannot use.
+    checked = CliRunner().invoke(main, ["config", "check", "--config", str(folder / "otelcost.yaml")])
+    assert checked.exit_code == 1
+    assert "api.tls.cert_file: cannot read /abs/server.crt" in checked.output

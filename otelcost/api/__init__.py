@@ -4,7 +4,10 @@ One module per job, each adding its routes to the application that ``app.py`` bu
 
 * ``decisions`` -- ``GET /v1/decisions``: the snapshot, ETag / 304, long polls, protobuf.
 * ``check`` -- ``/v1/check``: one answer per call (nginx ``auth_request``, Envoy ``ext_authz``).
-* ``admin`` -- ``/v1/admin/...``: budget and override changes, the audit log (bearer tokens).
+* ``admin`` -- ``/v1/admin/...``: budget and override changes, the audit log (admin keys).
+* ``access`` -- the middleware that authenticates every request and needs the route's role;
+  ``/v1/admin/auth/...`` (key reload and listing).
+* ``reports``, ``query`` -- the reports over the lake, and read-only SQL (``POST /v1/query``).
 * ``health`` -- ``/healthz``, ``/readyz``, ``/metrics``, and the gate that holds everything else
   back while the pipeline starts.
 * ``responses`` -- the one error shape and the one table from domain errors to statuses.

@@ -1,8 +1,10 @@
 """The admin API: change budgets and overrides at run time, read the audit log.
 
-Every route needs ``Authorization: Bearer <token>`` with a token from ``api.admin_token``
-(recorded as ``admin``) or ``api.admin_tokens`` (recorded by its name). With no token
-configured the admin API is off and answers 403 saying so; a missing or wrong token is 401.
+Every route needs a key with the admin role (``auth.keys``, or the older ``api.admin_token``,
+recorded as ``admin``, and ``api.admin_tokens``, recorded by their names): the access middleware
+(``access.py``) authenticates the request and refuses others (401 without a valid key, 403 for a
+key without the role, 403 when no key has the role at all). The key's name is the audit log's
+actor.
 
 =======  ================================  ==========================================
 GET      /v1/admin/budgets                 effective budgets, each with its ``source``
@@ -25,7 +27,6 @@ and never stall the event loop that serves the decisions.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -33,10 +34,10 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from otelcost.api.access import principal_of
 from otelcost.api.responses import error_response
 from otelcost.budgets import BudgetConfig, BudgetEntry, Override, OverrideSpec
 from otelcost.budgets.overrides import OVERRIDE_ID_PATTERN
-from otelcost.policy.config import ApiConfig
 
 __all__ = ["BudgetAdmin", "add_admin_routes"]
 
@@ -80,23 +81,8 @@ def _validation_message(error: ValidationError) -> str:
 
 
 class _AdminApi:
-    def __init__(self, admin: BudgetAdmin, config: ApiConfig) -> None:
+    def __init__(self, admin: BudgetAdmin) -> None:
         self.admin = admin
-        self.tokens = config.tokens()
-
-    def _actor(self, request: web.Request) -> str | web.Response:
-        if not self.tokens:
-            return error_response(
-                403, "the admin API is disabled: set api.admin_token (or OTELCOST_API__ADMIN_TOKEN)"
-            )
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token:
-            for known, name in self.tokens.items():
-                if hmac.compare_digest(known.encode(), token.strip().encode()):
-                    return name
-        response = error_response(401, "a valid admin bearer token is needed")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="otelcost-admin"'
-        return response
 
     @staticmethod
     async def _body(request: web.Request, model: type[_Model], **fixed: Any) -> _Model | web.Response:
@@ -118,10 +104,9 @@ class _AdminApi:
 
     def guarded(self, handler: Callable[[web.Request, str], Awaitable[web.StreamResponse]]) -> Handler:
         async def run(request: web.Request) -> web.StreamResponse:
-            actor = self._actor(request)
-            if isinstance(actor, web.Response):
-                return actor
-            return await handler(request, actor)
+            principal = principal_of(request)
+            principal.require("admin")  # the middleware checked it; a route added elsewhere too
+            return await handler(request, principal.name)
 
         return run
 
@@ -190,9 +175,9 @@ class _AdminApi:
         return web.json_response({"entries": entries})
 
 
-def add_admin_routes(app: web.Application, admin: BudgetAdmin, config: ApiConfig) -> None:
-    """Serve ``/v1/admin/...`` from ``admin``, behind the bearer tokens of ``config``."""
-    api = _AdminApi(admin, config)
+def add_admin_routes(app: web.Application, admin: BudgetAdmin) -> None:
+    """Serve ``/v1/admin/...`` from ``admin`` (the access middleware admits admin keys only)."""
+    api = _AdminApi(admin)
     guarded = api.guarded
     app.add_routes(
         [

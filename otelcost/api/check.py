@@ -9,6 +9,13 @@ Every answer carries ``X-Otelcost-Action``, ``-Reason``, ``-Budget``, ``-Retry-A
 ``-Version`` headers. The ``/v1/check/<anything>`` form exists for Envoy's ``path_prefix``,
 which appends the client's path (and query, which is ignored there: the client wrote it).
 docs/gateway-integration.md has the nginx and Envoy configurations.
+
+The otelcost key of a check comes in ``X-Otelcost-Key`` only (``access.py`` says why: the
+``Authorization`` a gateway forwards is the client's). A key bound to dimensions
+(``bind: {tenant_id: acme}``) checks calls of those only: the bound values replace whatever the
+query or the headers say, and a tenant-bound key is answered from its tenant's view of the
+snapshot (``otelcost/policy/tenancy.py``), so the answer names no other tenant's budget and no
+shared budget's amounts.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ from typing import Final
 
 from aiohttp import web
 
-from otelcost.api.decisions import DecisionSource
+from otelcost.api.access import principal_or_none
+from otelcost.api.decisions import DecisionSource, tenant_views
 from otelcost.api.responses import error_response
 from otelcost.budgets.config import SCOPE_DIMENSIONS
 from otelcost.policy.config import ApiConfig
 from otelcost.policy.decisions import CheckResult, Snapshot
 from otelcost.policy.encoding import JSON_CONTENT_TYPE, decision_to_json
+from otelcost.policy.tenancy import TenantViews
 
 __all__ = ["DENY_STATUS_HEADER", "DIMENSION_HEADER_PREFIX", "add_check_routes"]
 
@@ -40,8 +49,11 @@ def _header_safe(text: str, limit: int = 512) -> str:
 
 
 class _CheckEndpoint:
-    def __init__(self, source: DecisionSource, config: ApiConfig, clock_ns: Callable[[], int]) -> None:
+    def __init__(
+        self, source: DecisionSource, config: ApiConfig, clock_ns: Callable[[], int], views: TenantViews
+    ) -> None:
         self.source = source
+        self.views = views
         self.deny_status = config.check_deny_status
         self.clock_ns = clock_ns
 
@@ -83,8 +95,13 @@ class _CheckEndpoint:
         deny_status = self._deny_status(request, from_query=from_query)
         if isinstance(deny_status, web.Response):
             return deny_status
-        now = self.clock_ns()
         snapshot = self.source.snapshot
+        principal = principal_or_none(request)
+        if principal is not None and principal.bind:
+            dimensions.update((d, v) for d, v in principal.bind.items() if d in SCOPE_DIMENSIONS)
+            if principal.tenant is not None:
+                snapshot = self.views.view(snapshot, principal.tenant)
+        now = self.clock_ns()
         result = snapshot.check(dimensions, now)
         return _check_response(result, snapshot, dimensions, deny_status)
 
@@ -124,6 +141,6 @@ def add_check_routes(
     app: web.Application, source: DecisionSource, config: ApiConfig, clock_ns: Callable[[], int]
 ) -> None:
     """Serve ``/v1/check`` and ``/v1/check/<anything>`` from ``source``'s current snapshot."""
-    endpoint = _CheckEndpoint(source, config, clock_ns)
+    endpoint = _CheckEndpoint(source, config, clock_ns, tenant_views(app))
     app.router.add_route("*", "/v1/check", endpoint.check)
     app.router.add_route("*", "/v1/check/{tail:.*}", endpoint.check)

@@ -6,6 +6,12 @@ matching ``If-None-Match`` answers 304. ``?wait=30s`` (or ``Prefer: wait=30``) w
 ``If-None-Match`` long-polls: the answer comes as soon as the version changes, else 304 after
 the wait (at most ``api.max_wait``). docs/gateway-integration.md has the protocol.
 
+A key bound to a tenant gets that tenant's view of the snapshot instead
+(``otelcost/policy/tenancy.py``: its own decisions, shared budgets as the action to enforce
+without their names or amounts, nothing of other tenants), with an entity tag of its own; the
+view is computed once per snapshot and tenant, and a long poll on it answers only when the view
+itself changed.
+
 Long polls are cheap: all waiting requests share one ``asyncio.Event`` per version. The
 evaluator runs on another thread and calls the subscriber registered here, which does nothing
 but ``loop.call_soon_threadsafe(wake)``; ``wake`` sets the current event and replaces it, so
@@ -24,6 +30,7 @@ from typing import Final, Protocol, runtime_checkable
 
 from aiohttp import web
 
+from otelcost.api.access import tenant_of
 from otelcost.api.responses import error_response
 from otelcost.configtypes import parse_duration
 from otelcost.policy.config import ApiConfig
@@ -34,8 +41,9 @@ from otelcost.policy.encoding import (
     snapshot_to_json,
     snapshot_to_protobuf,
 )
+from otelcost.policy.tenancy import TenantViews
 
-__all__ = ["DecisionSource", "add_decision_routes", "waiting_pollers"]
+__all__ = ["DecisionSource", "add_decision_routes", "tenant_views", "waiting_pollers"]
 
 _PREFER_WAIT: Final = re.compile(r"(?:^|[;,\s])wait=(\d+(?:\.\d+)?)")
 _NUMBER: Final = re.compile(r"^\d+(?:\.\d+)?$")
@@ -101,8 +109,9 @@ def _if_none_match(request: web.Request) -> set[str]:
 
 
 class _DecisionsEndpoint:
-    def __init__(self, source: DecisionSource, config: ApiConfig) -> None:
+    def __init__(self, source: DecisionSource, config: ApiConfig, views: TenantViews) -> None:
         self.source = source
+        self.views = views
         self.max_wait = config.max_wait.total_seconds()
         self.hub = _VersionHub()
         self._unsubscribe: Callable[[], None] | None = None
@@ -139,17 +148,24 @@ class _DecisionsEndpoint:
         if isinstance(wait, web.Response):
             return wait
         tags = _if_none_match(request)
-        snapshot = self.source.snapshot
+        tenant = tenant_of(request)
+
+        def read() -> Snapshot:
+            snapshot = self.source.snapshot
+            return snapshot if tenant is None else self.views.view(snapshot, tenant)
+
+        snapshot = read()
 
         def unchanged(current: Snapshot) -> bool:
             return "*" in tags or _entity_tag(current, protobuf) in tags
 
         if tags and wait > 0 and unchanged(snapshot):
-            snapshot = await self._wait_for_change(unchanged, wait)
+            snapshot = await self._wait_for_change(unchanged, wait, read)
         headers = {
             "ETag": _entity_tag(snapshot, protobuf),
             "Cache-Control": "no-cache",
-            "Vary": "Accept",
+            # What is served depends on the key too (a tenant's view): no shared cache may mix them.
+            "Vary": "Accept, Authorization, X-Otelcost-Key",
             "X-Otelcost-Version": str(snapshot.version),
         }
         if tags and unchanged(snapshot):
@@ -160,14 +176,16 @@ class _DecisionsEndpoint:
             body, content_type = snapshot_to_json(snapshot), JSON_CONTENT_TYPE
         return web.Response(body=body, headers=headers, content_type=content_type)
 
-    async def _wait_for_change(self, unchanged: Callable[[Snapshot], bool], wait: float) -> Snapshot:
+    async def _wait_for_change(
+        self, unchanged: Callable[[Snapshot], bool], wait: float, read: Callable[[], Snapshot]
+    ) -> Snapshot:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         self.waiting += 1
         try:
             while True:
                 event = self.hub.event  # taken before reading the snapshot: no lost wake-up
-                snapshot = self.source.snapshot
+                snapshot = read()
                 remaining = deadline - loop.time()
                 if not unchanged(snapshot) or remaining <= 0:
                     return snapshot
@@ -175,19 +193,28 @@ class _DecisionsEndpoint:
                     async with asyncio.timeout(remaining):
                         await event.wait()
                 except TimeoutError:
-                    return self.source.snapshot
+                    return read()
                 if self._unsubscribe is None:  # shutting down
-                    return self.source.snapshot
+                    return read()
         finally:
             self.waiting -= 1
 
 
 _ENDPOINT: Final = web.AppKey("otelcost_decisions", _DecisionsEndpoint)
+_VIEWS: Final = web.AppKey("otelcost_tenant_views", TenantViews)
+
+
+def tenant_views(app: web.Application) -> TenantViews:
+    """The tenant views ``app``'s decision and check routes share (made when first asked, so
+    call it while adding routes, before the app starts)."""
+    if _VIEWS not in app:
+        app[_VIEWS] = TenantViews()
+    return app[_VIEWS]
 
 
 def add_decision_routes(app: web.Application, source: DecisionSource, config: ApiConfig) -> None:
     """Serve ``GET /v1/decisions`` from ``source``; subscribe to it while ``app`` runs."""
-    endpoint = _DecisionsEndpoint(source, config)
+    endpoint = _DecisionsEndpoint(source, config, tenant_views(app))
     app[_ENDPOINT] = endpoint
     app.on_startup.append(endpoint.on_startup)
     app.on_shutdown.append(endpoint.on_shutdown)

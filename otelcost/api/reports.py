@@ -11,6 +11,11 @@ repeatable) and ``top``. The answer is ``ReportResult.to_json()``: ``{"report", 
 unknown parameter or a bad value 400. Options that name files on the server
 (``unit-economics --revenue``) are command-line only: the API never opens a path a caller gives.
 
+A key bound to a tenant (``bind: {tenant_id: acme}``) gets every report over that tenant's rows
+only, whatever its filters say: the lake's views are narrowed for its run
+(``ReportContext.for_tenant``), and the budgets and closed statements it could read are the
+tenant's own or none.
+
 Reports run DuckDB over the lake, which takes CPU for a second or more on a large lake, so they
 run on worker threads, at most :data:`MAX_CONCURRENT_REPORTS` at once; more callers wait their
 turn instead of starving the decision routes of the same process.
@@ -23,6 +28,7 @@ from typing import Final
 
 from aiohttp import web
 
+from otelcost.api.access import tenant_of
 from otelcost.api.responses import error_response
 from otelcost.reports import REPORTS, ReportContext, ReportRequest, run_report
 from otelcost.reports.base import request_problem
@@ -68,10 +74,12 @@ def add_report_routes(app: web.Application, context: ReportContext) -> None:
         report_request = _request_of(request)
         if isinstance(report_request, web.Response):
             return report_request
+        tenant = tenant_of(request)
+        scoped = context if tenant is None else context.for_tenant(tenant)
         async with request.app[_GATE]:
             # Domain errors (unknown report, a bad period, a lake problem) reach the
             # domain_errors middleware, which gives each its status.
-            result = await asyncio.to_thread(run_report, name, context, report_request)
+            result = await asyncio.to_thread(run_report, name, scoped, report_request)
         return web.json_response(result.to_json())
 
     app.router.add_get("/v1/reports", index)

@@ -26,6 +26,7 @@ def main() -> None:
 def _register() -> None:
     # Imported here because the command modules import `main` from this module.
     from otelcost.cli import (  # noqa: PLC0415
+        auth,
         budgets,
         config_cmd,
         demo,
@@ -53,6 +54,7 @@ def _register() -> None:
         doctor,
         demo,
         spool,
+        auth,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

@@ -9,6 +9,8 @@ import click
 import yaml
 
 from otelcost.cli.common import config_options, load_cli_config
+from otelcost.errors import ConfigError
+from otelcost.server import check_listener_tls
 
 __all__ = ["COMMANDS", "config"]
 
@@ -33,8 +35,12 @@ def show(config_path: Path | None, data_dir: Path | None, fmt: str) -> None:
 @config.command()
 @config_options
 def check(config_path: Path | None, data_dir: Path | None) -> None:
-    """Validate the configuration; exit 1 with every problem named by its key."""
-    load_cli_config(config_path, data_dir)
+    """Validate the configuration and the listeners' TLS files; exit 1 naming the key at fault."""
+    config = load_cli_config(config_path, data_dir)
+    try:
+        check_listener_tls(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"{config_path or 'defaults'}: ok")
 
 

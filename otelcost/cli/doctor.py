@@ -4,11 +4,16 @@ The configuration (``-c``, ``--data-dir``, ``OTELCOST_*``) says where the deploy
 where its data directory is; ``--api`` and ``--otlp-grpc``/``--otlp-http`` override the addresses
 when the doctor runs elsewhere (another pod, a laptop with a port-forward). Exit status 1 when
 any check fails, 0 otherwise (warnings included). The checks live in ``otelcost/doctor/``.
+
+With ``api.tls`` the API is read over HTTPS, trusting the system's CAs and the configured
+``api.tls.cert_file`` itself; ``--ca-file`` trusts a CA bundle instead, ``--client-cert`` and
+``--client-key`` answer an API that asks for a client certificate (docs/security.md).
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.parse
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from otelcost.config import Config
 from otelcost.configtypes import parse_listen
 from otelcost.doctor import CheckResult, Limits, Status, Target, run_checks, worst
 from otelcost.doctor.model import Endpoint
+from otelcost.doctor.probe import api_ssl_context
 
 __all__ = ["COMMANDS", "doctor"]
 
@@ -39,15 +45,24 @@ def _reachable_host(listen_host: str, fallback: str) -> str:
 
 
 def build_target(
-    config: Config, *, api: str | None, otlp_grpc: str | None, otlp_http: str | None, use_data_dir: bool
+    config: Config,
+    *,
+    api: str | None,
+    otlp_grpc: str | None,
+    otlp_http: str | None,
+    use_data_dir: bool,
+    api_tls: ssl.SSLContext | None = None,
 ) -> Target:
     if api is None:
         host, port = parse_listen(config.api.listen)
-        api = f"http://{_reachable_host(host, '127.0.0.1')}:{port}"
+        scheme = "https" if config.api.tls is not None else "http"
+        api = f"{scheme}://{_reachable_host(host, '127.0.0.1')}:{port}"
     parsed = urllib.parse.urlsplit(api)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise click.BadParameter(f"expected http://HOST:PORT, got {api!r}", param_hint="'--api'")
     api_host = parsed.hostname
+    if parsed.scheme == "https" and api_tls is None:
+        api_tls = api_ssl_context(served_cert=config.api.tls.cert_file if config.api.tls else None)
 
     def receiver(override: str | None, enabled: bool, listen: str, option: str) -> Endpoint | None:
         if override is not None:
@@ -69,6 +84,7 @@ def build_target(
         lake_dir=config.lake_dir if use_data_dir else None,
         pricing=config.pricing,
         spool_max_size=config.spool.max_size if config.spool.enabled else None,
+        api_tls=api_tls if parsed.scheme == "https" else None,
     )
 
 
@@ -83,7 +99,10 @@ def _print_text(results: list[CheckResult]) -> None:
 @click.command("doctor")
 @config_options
 @click.option(
-    "--api", default=None, metavar="URL", help="API listener, http://HOST:PORT. Default: from api.listen."
+    "--api",
+    default=None,
+    metavar="URL",
+    help="API listener, http(s)://HOST:PORT. Default: from api.listen (https with api.tls).",
 )
 @click.option(
     "--otlp-grpc",
@@ -96,6 +115,25 @@ def _print_text(results: list[CheckResult]) -> None:
     default=None,
     metavar="HOST:PORT",
     help="OTLP/HTTP endpoint. Default: receiver.http.listen.",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM CA bundle to check an HTTPS API's certificate with. Default: the system's CAs and "
+    "api.tls.cert_file.",
+)
+@click.option(
+    "--client-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM client certificate for an API with api.tls.client_ca_file (mTLS).",
+)
+@click.option(
+    "--client-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --client-cert.",
 )
 @click.option(
     "--no-files",
@@ -141,6 +179,9 @@ def doctor(
     api: str | None,
     otlp_grpc: str | None,
     otlp_http: str | None,
+    ca_file: Path | None,
+    client_cert: Path | None,
+    client_key: Path | None,
     no_files: bool,
     fmt: str,
     timeout: float,
@@ -152,8 +193,26 @@ def doctor(
     """Check a running deployment: ports, readiness, spool, disk, lake, catalog, unpriced
     models, clock skew. Each check prints ok / warn / fail and what to do; exit 1 on a failure."""
     config = load_cli_config(config_path, data_dir)
+    if (client_key is None) != (client_cert is None):
+        raise click.UsageError("--client-cert and --client-key go together")
+    api_tls = None
+    if ca_file is not None or client_cert is not None:
+        try:
+            api_tls = api_ssl_context(
+                ca_file=ca_file,
+                served_cert=config.api.tls.cert_file if config.api.tls else None,
+                client_cert=client_cert,
+                client_key=client_key,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise click.UsageError(f"cannot use --ca-file/--client-cert/--client-key: {exc}") from exc
     target = build_target(
-        config, api=api, otlp_grpc=otlp_grpc, otlp_http=otlp_http, use_data_dir=not no_files
+        config,
+        api=api,
+        otlp_grpc=otlp_grpc,
+        otlp_http=otlp_http,
+        use_data_dir=not no_files,
+        api_tls=api_tls,
     )
     limits = Limits(
         timeout_seconds=timeout,

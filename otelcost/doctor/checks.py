@@ -58,12 +58,19 @@ def check_api(api_url: str, healthz: HttpAnswer) -> CheckResult:
     if healthz.status == 200:
         return CheckResult("api", Status.OK, f"{api_url}/healthz answers")
     found = f"answered {healthz.status}" if healthz.status is not None else f"unreachable ({healthz.error})"
-    return CheckResult(
-        "api",
-        Status.FAIL,
-        f"{api_url}/healthz {found}",
-        "start otelcost serve or pass the API listener's address with --api (api.listen)",
-    )
+    fix = "start otelcost serve or pass the API listener's address with --api (api.listen)"
+    error = healthz.error.lower()
+    if "certificate_verify_failed" in error:
+        fix = "pass the CA that signed the API's certificate with --ca-file (api.tls)"
+    elif "wrong_version_number" in error:
+        fix = "the API speaks plain HTTP: pass --api http://... (or give the listener api.tls)"
+    elif api_url.startswith("https:") and ("certificate required" in error or "closed connection" in error):
+        # With TLS 1.3 a refused client certificate shows as a connection closed unanswered.
+        fix = (
+            "if the API has api.tls.client_ca_file, it wants a client certificate: "
+            "pass --client-cert and --client-key"
+        )
+    return CheckResult("api", Status.FAIL, f"{api_url}/healthz {found}", fix)
 
 
 def check_readiness(readyz: HttpAnswer) -> CheckResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,8 @@ class Endpoint:
 class Target:
     """The deployment to check.
 
-    ``api_url`` is the API listener (``http://host:port``); the OTLP endpoints are what the
+    ``api_url`` is the API listener (``http://host:port``, ``https://`` with ``api.tls``;
+    ``api_tls`` is then how its certificate is checked); the OTLP endpoints are what the
     receivers should answer on; ``data_dir`` is the deployment's data directory as seen from
     here and ``lake_dir`` its lake (None: only the network checks run); ``pricing`` and
     ``spool_max_size`` come from its configuration.
@@ -68,6 +70,7 @@ class Target:
     lake_dir: Path | None
     pricing: PricingConfig | None
     spool_max_size: int | None
+    api_tls: ssl.SSLContext | None = None
 
 
 class Limits(BaseModel):

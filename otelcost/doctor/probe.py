@@ -1,22 +1,25 @@
 """Reads over the network: a TCP connect, an HTTP GET, and ``/metrics`` parsed into samples.
 
 Standard library HTTP on purpose: the doctor runs where otelcost is installed, and a probe that
-needs nothing beyond it cannot fail for a reason of its own.
+needs nothing beyond it cannot fail for a reason of its own. An API with ``api.tls`` is read over
+HTTPS with the context of :func:`api_ssl_context`.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from otelcost.doctor.model import Endpoint
 
-__all__ = ["HttpAnswer", "Metrics", "connect_error", "http_get", "parse_metrics"]
+__all__ = ["HttpAnswer", "Metrics", "api_ssl_context", "connect_error", "http_get", "parse_metrics"]
 
 
 def connect_error(endpoint: Endpoint, timeout: float) -> str | None:
@@ -37,9 +40,36 @@ class HttpAnswer:
     error: str = ""
 
 
-def http_get(url: str, timeout: float) -> HttpAnswer:
+def api_ssl_context(
+    *,
+    ca_file: Path | None = None,
+    served_cert: Path | None = None,
+    client_cert: Path | None = None,
+    client_key: Path | None = None,
+) -> ssl.SSLContext:
+    """How the doctor checks an HTTPS API: the system's CAs, or ``ca_file`` instead.
+
+    Without ``ca_file``, the certificate the configuration says the API serves (``served_cert``,
+    ``api.tls.cert_file``) is trusted too, as itself: on the host that serves it a private or
+    self-signed certificate then needs no flag. The host name is checked either way.
+    ``client_cert``/``client_key``: what to present to an API with ``api.tls.client_ca_file``.
+    """
+    context = ssl.create_default_context(cafile=ca_file)
+    if ca_file is None and served_cert is not None:
+        try:
+            context.load_verify_locations(cafile=served_cert)
+            # Lets the served certificate itself end the chain, though no CA signed it here.
+            context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        except (OSError, ssl.SSLError):
+            pass  # not readable from here: the system's CAs must do, or --ca-file
+    if client_cert is not None:
+        context.load_cert_chain(client_cert, client_key)
+    return context
+
+
+def http_get(url: str, timeout: float, context: ssl.SSLContext | None = None) -> HttpAnswer:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return HttpAnswer(response.status, response.read().decode("utf-8", "replace"))
     except urllib.error.HTTPError as exc:
         return HttpAnswer(exc.code, exc.read().decode("utf-8", "replace"))

@@ -15,7 +15,8 @@ __all__ = ["run_checks"]
 def run_checks(target: Target, limits: Limits, *, now: datetime | None = None) -> list[CheckResult]:
     now = now or datetime.now(UTC)
     api = target.api_url.rstrip("/")
-    healthz = http_get(f"{api}/healthz", limits.timeout_seconds)
+    tls = target.api_tls
+    healthz = http_get(f"{api}/healthz", limits.timeout_seconds, tls)
     results = [
         checks.check_api(api, healthz),
         checks.check_port("otlp-grpc", target.otlp_grpc, limits),
@@ -23,8 +24,8 @@ def run_checks(target: Target, limits: Limits, *, now: datetime | None = None) -
     ]
     metrics: Metrics | None = None
     if healthz.status is not None:
-        results.append(checks.check_readiness(http_get(f"{api}/readyz", limits.timeout_seconds)))
-        scraped = http_get(f"{api}/metrics", limits.timeout_seconds)
+        results.append(checks.check_readiness(http_get(f"{api}/readyz", limits.timeout_seconds, tls)))
+        scraped = http_get(f"{api}/metrics", limits.timeout_seconds, tls)
         if scraped.status == 200:
             metrics = parse_metrics(scraped.body)
     results += [

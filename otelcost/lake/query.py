@@ -33,6 +33,16 @@ Safety, for SQL typed by people (``otelcost sql``):
 * A time limit: :func:`run_query` interrupts the query when it runs out of time.
 
 Timestamps are returned in UTC (the session time zone is set to UTC).
+
+**One tenant's lake.** ``tenant=`` (on :func:`connect`, :class:`LakeSession`, :func:`run_query`)
+narrows the views to one tenant, for a report asked by a key bound to it (docs/security.md):
+``llm_calls``, ``duplicate_spans`` and ``attribution_changes`` keep only the rows whose
+``tenant_id`` is that tenant (after attribution changes are applied, so a call moved to another
+tenant later leaves this tenant's view), and ``audit_log`` is empty (who changed which budget is
+not a tenant's business). The tenant is a quoted literal inside each view's definition, not a
+variable: nothing a query sets can widen it. It bounds what SQL reading those views sees;
+SQL typed by a tenant could still name the files themselves (``read_parquet``), which is why
+the API offers SQL to unbound keys only.
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ from otelcost.schema import ATTRIBUTION_DIMENSIONS, PARTITION_COLUMN, RECORD_SCH
 
 __all__ = [
     "ALLOWED_STATEMENTS",
+    "TENANT_COLUMN",
     "VIEW_NAME",
     "LakeSession",
     "connect",
@@ -62,6 +73,7 @@ __all__ = [
 ]
 
 VIEW_NAME: Final = TABLE_NAME
+TENANT_COLUMN: Final = "tenant_id"
 
 ALLOWED_STATEMENTS: Final = frozenset(
     {
@@ -177,31 +189,45 @@ def _calls_view_sql(lake_dir: Path) -> str:
     )
 
 
-def connect(lake_dir: Path) -> duckdb.DuckDBPyConnection:
+def connect(lake_dir: Path, *, tenant: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the ``llm_calls`` view over the lake in ``lake_dir``.
 
     File access is limited to ``lake_dir`` and the configuration is locked (see the module
     docstring). Whether the lake has files is checked here: a connection opened on an empty lake
     keeps an empty view; open a new one to see files written since (connections are cheap).
+    With ``tenant``, the views hold that tenant's rows only (module docstring).
     """
     connection = duckdb.connect(":memory:")
     try:
-        _prepare(connection, Path(lake_dir).resolve())
+        _prepare(connection, Path(lake_dir).resolve(), tenant)
     except duckdb.Error as exc:
         connection.close()
         raise LakeError(f"cannot open the lake in {lake_dir}: {exc}") from exc
     return connection
 
 
-def _prepare(connection: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
+def _tenant_rows(select: str, tenant: str | None) -> str:
+    if tenant is None:
+        return select
+    return f"SELECT * FROM ({select}) WHERE {_identifier(TENANT_COLUMN)} = {_sql_string(tenant)}"
+
+
+def _prepare(connection: duckdb.DuckDBPyConnection, lake_dir: Path, tenant: str | None = None) -> None:
     connection.execute("SET enable_progress_bar = false")
     connection.execute("SET TimeZone = 'UTC'")
-    connection.execute(_calls_view_sql(lake_dir))
+    calls = _calls_view_sql(lake_dir)
+    if tenant is not None:
+        prefix = f"CREATE VIEW {TABLE_NAME} AS "
+        calls = prefix + _tenant_rows(calls.removeprefix(prefix), tenant)
+    connection.execute(calls)
     for table in (DUPLICATES_TABLE_NAME, CHANGES_TABLE_NAME):
-        connection.execute(f"CREATE VIEW {table} AS {_table_sql(lake_dir, table)}")
-    connection.execute(
-        f"CREATE VIEW {AUDIT_TABLE_NAME} AS {_table_sql(lake_dir, AUDIT_TABLE_NAME, AUDIT_SCHEMA)}"
+        connection.execute(f"CREATE VIEW {table} AS {_tenant_rows(_table_sql(lake_dir, table), tenant)}")
+    audit = (
+        _typed_empty_select(AUDIT_SCHEMA)
+        if tenant is not None
+        else _table_sql(lake_dir, AUDIT_TABLE_NAME, AUDIT_SCHEMA)
     )
+    connection.execute(f"CREATE VIEW {AUDIT_TABLE_NAME} AS {audit}")
     connection.execute(f"SET allowed_directories = [{_sql_string(str(lake_dir) + '/')}]")
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
@@ -272,9 +298,11 @@ class LakeSession:
     context manager) when done.
     """
 
-    def __init__(self, lake_dir: Path, *, timeout: float | None = None) -> None:
+    def __init__(self, lake_dir: Path, *, timeout: float | None = None, tenant: str | None = None) -> None:
         self._lake_dir = Path(lake_dir).resolve()
         self._timeout = timeout
+        self.tenant = tenant
+        """With a tenant, the views hold that tenant's rows only (module docstring)."""
         self._connection: duckdb.DuckDBPyConnection | None = None
 
     def query(self, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
@@ -291,7 +319,8 @@ class LakeSession:
             try:
                 with watchdog:
                     if fresh:
-                        _prepare(connection, self._lake_dir)  # binding the view lists and opens the files too
+                        # binding the view lists and opens the files too
+                        _prepare(connection, self._lake_dir, self.tenant)
                     _check_statements(connection, sql)
                     relation = connection.sql(sql, params=dict(params) if params else None)
                     return pa.table({}) if relation is None else relation.to_arrow_table()
@@ -328,8 +357,10 @@ def run_query(
     params: Mapping[str, object] | None = None,
     *,
     timeout: float | None = None,
+    tenant: str | None = None,
 ) -> pa.Table:
-    """Run ``sql`` (one statement or a script; the last one's rows are returned) over the lake.
+    """Run ``sql`` (one statement or a script; the last one's rows are returned) over the lake
+    (with ``tenant``: that tenant's rows only, module docstring).
 
     ``params`` binds DuckDB named parameters (``WHERE team = $team``); values are bound as given
     (strings are cast by DuckDB where the SQL needs another type). After ``timeout`` seconds the
@@ -338,5 +369,5 @@ def run_query(
     by a concurrent partition replacement is run again (a few times) on a fresh connection.
     Several queries in a row: :class:`LakeSession`.
     """
-    with LakeSession(lake_dir, timeout=timeout) as session:
+    with LakeSession(lake_dir, timeout=timeout, tenant=tenant) as session:
         return session.query(sql, params)

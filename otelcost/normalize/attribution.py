@@ -126,6 +126,30 @@ class Attribution:
     missing: tuple[str, ...]
     inherited: tuple[str, ...]
     """Dimensions whose value came from an ancestor span."""
+    claimed: tuple[tuple[str, str | None], ...] = ()
+    """Dimensions the ingest key fixed, each with what the rules had found on the span."""
+
+    def bound_to(self, bind: Mapping[str, str]) -> Attribution:
+        """This attribution with the key's bound dimensions in place of what the span claimed.
+
+        ``bind`` may hold ``service`` too, which is not a dimension (the resource reading took it).
+        """
+        values = list(self.values)
+        claimed: list[tuple[str, str | None]] = []
+        for index, dimension in enumerate(ATTRIBUTION_DIMENSIONS):
+            bound = bind.get(dimension)
+            if bound is not None:
+                claimed.append((dimension, values[index]))
+                values[index] = bound
+        if not claimed:
+            return self
+        fixed = {dimension for dimension, _ in claimed}
+        return Attribution(
+            tuple(values),
+            tuple(d for d in self.missing if d not in fixed),
+            tuple(d for d in self.inherited if d not in fixed),
+            tuple(claimed),
+        )
 
 
 def _text(value: Any) -> str | None:
@@ -204,9 +228,11 @@ class Attributor:
         resource: Mapping[str, Any],
         service: str | None,
         ancestors: Callable[[], Sequence[Mapping[str, Any]]],
+        bind: Mapping[str, str] | None = None,
     ) -> Attribution:
         """``ancestors`` returns the remembered span-level values of the call's ancestors,
-        nearest first (only called when inheritance is on)."""
+        nearest first (only called when inheritance is on). ``bind``: the dimensions the
+        request's API key fixes, which win over every rule."""
         present = self.span_keys.intersection(attrs)
         chain: Sequence[Mapping[str, Any]] = ancestors() if self._inherit else ()
         available = present.union(*chain) if chain else present
@@ -252,4 +278,5 @@ class Attributor:
             values.append(value)
             if value is None and dimension in self._required:
                 missing.append(dimension)
-        return Attribution(tuple(values), tuple(missing), tuple(inherited))
+        attribution = Attribution(tuple(values), tuple(missing), tuple(inherited))
+        return attribution if not bind else attribution.bound_to(bind)

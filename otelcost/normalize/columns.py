@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from otelcost.normalize.attribution import Attribution
@@ -24,19 +25,35 @@ from otelcost.normalize.spans import Draft
 from otelcost.normalize.values import attribute_text
 from otelcost.schema import ATTRIBUTION_DIMENSIONS, CALL_SCHEMA, SETTLEMENT_COLUMN_NAMES
 
-__all__ = ["USAGE_NOTES_KEY", "build_table"]
+__all__ = ["CUT_MARKER", "USAGE_NOTES_KEY", "build_table"]
 
 USAGE_NOTES_KEY: Final = "otelcost.usage_notes"
 """Added to a row's ``attributes`` when its token counts were converted or inferred
 (comma-separated notes such as ``cache_added``, ``total_only``, ``usage_from_event``)."""
 
+CUT_MARKER: Final = " [cut by otelcost: {length} characters, over attribution.max_attribute_value_length]"
+"""Appended to an attribute value cut to ``max_attribute_value_length``; says it was cut and
+how long the value was, so a reader never takes a cut prompt for the whole one."""
+
 _STATUS_ERROR: Final = Status.STATUS_CODE_ERROR
 
 
-def build_table(drafts: Sequence[Draft], attributions: Sequence[Attribution], now_ns: int) -> pa.Table:
-    """One row per call, exactly ``CALL_SCHEMA``; ``attributions[i]`` belongs to ``drafts[i]``."""
-    columns = _call_columns(drafts)
+def build_table(
+    drafts: Sequence[Draft],
+    attributions: Sequence[Attribution],
+    now_ns: int,
+    *,
+    max_value_length: int | None = None,
+    cut: list[int] | None = None,
+) -> pa.Table:
+    """One row per call, exactly ``CALL_SCHEMA``; ``attributions[i]`` belongs to ``drafts[i]``.
+
+    Attribute values longer than ``max_value_length`` characters are cut (``CUT_MARKER``); how
+    many were is appended to ``cut`` when given.
+    """
+    columns = _call_columns(drafts, max_value_length, cut)
     columns.update(_attribution_columns(attributions))
+    columns.update(_key_columns(drafts, attributions))
     columns["received_at"] = [now_ns // 1000] * len(drafts)
     none = pa.nulls(len(drafts), pa.string())
     columns.update(dict.fromkeys(SETTLEMENT_COLUMN_NAMES, none))  # calls: not folded, not a change
@@ -47,7 +64,9 @@ def build_table(drafts: Sequence[Draft], attributions: Sequence[Attribution], no
     return pa.Table.from_arrays(arrays, schema=CALL_SCHEMA)
 
 
-def _call_columns(drafts: Sequence[Draft]) -> dict[str, Any]:
+def _call_columns(
+    drafts: Sequence[Draft], max_value_length: int | None, cut: list[int] | None
+) -> dict[str, Any]:
     """Every column read from the spans themselves: Python lists, and the two Arrow maps."""
     ts: list[int] = []
     end_ts: list[int | None] = []
@@ -144,8 +163,17 @@ def _call_columns(drafts: Sequence[Draft]) -> dict[str, Any]:
         "reasoning_tokens": token_columns[4],
         "status": status,
         "error_type": error_types,
-        "attributes": _map_array(attr_offsets, attr_keys, attr_values, "attributes"),
-        "resource_attributes": _map_array(res_offsets, res_keys, res_values, "resource_attributes"),
+        "attributes": _map_array(
+            attr_offsets, attr_keys, attr_values, "attributes", max_value_length=max_value_length, cut=cut
+        ),
+        "resource_attributes": _map_array(
+            res_offsets,
+            res_keys,
+            res_values,
+            "resource_attributes",
+            max_value_length=max_value_length,
+            cut=cut,
+        ),
     }
 
 
@@ -156,6 +184,31 @@ def _attribution_columns(attributions: Sequence[Attribution]) -> dict[str, list[
     columns["attribution_status"] = ["incomplete" if a.missing else "complete" for a in attributions]
     columns["missing_dimensions"] = [a.missing for a in attributions]  # pyarrow takes the tuples
     return columns
+
+
+def _key_columns(drafts: Sequence[Draft], attributions: Sequence[Attribution]) -> dict[str, Any]:
+    """``ingest_key`` and ``bound_dimensions``: NULL for calls sent without a key (most, in a
+    deployment that allows anonymous ingest), so that case builds no per-row values."""
+    n = len(drafts)
+    if all(draft.resource.key is None for draft in drafts):
+        return {"ingest_key": pa.nulls(n, pa.string()), "bound_dimensions": pa.nulls(n, _BOUND_TYPE)}
+    names: list[str | None] = []
+    bound: list[list[tuple[str, str | None]] | None] = []
+    for draft, attribution in zip(drafts, attributions, strict=True):
+        key = draft.resource.key
+        if key is None:
+            names.append(None)
+            bound.append(None)
+            continue
+        names.append(key.name)
+        claims = list(attribution.claimed)
+        if "service" in key.bind:
+            claims.append(("service", draft.resource.claimed_service))
+        bound.append(claims)
+    return {"ingest_key": names, "bound_dimensions": pa.array(bound, type=_BOUND_TYPE)}
+
+
+_BOUND_TYPE: Final = CALL_SCHEMA.field("bound_dimensions").type
 
 
 def _outcome(span: Any, attrs: Mapping[str, Any]) -> tuple[bool, str | None]:
@@ -171,10 +224,41 @@ def _outcome(span: Any, attrs: Mapping[str, Any]) -> tuple[bool, str | None]:
     return False, None
 
 
-def _map_array(offsets: list[int], keys: list[str], values: list[str], column: str) -> pa.Array:
+def _map_array(
+    offsets: list[int],
+    keys: list[str],
+    values: list[str],
+    column: str,
+    *,
+    max_value_length: int | None,
+    cut: list[int] | None,
+) -> pa.Array:
+    value_array = pa.array(values, type=pa.string())
+    if max_value_length is not None and len(value_array):
+        value_array = _bounded(value_array, max_value_length, cut)
     return pa.MapArray.from_arrays(
         pa.array(offsets, type=pa.int32()),
         pa.array(keys, type=pa.string()),
-        pa.array(values, type=pa.string()),
+        value_array,
         type=CALL_SCHEMA.field(column).type,
     )
+
+
+def _bounded(values: pa.Array, limit: int, cut: list[int] | None) -> pa.Array:
+    """``values`` with every string longer than ``limit`` characters cut and marked.
+
+    Vectorised: one length pass over all values of the batch, and only the long ones (rare)
+    are rewritten in Python.
+    """
+    lengths = pc.utf8_length(values)
+    if pc.max(lengths).as_py() <= limit:  # the common case: nothing to cut
+        return values
+    too_long = pc.greater(lengths, limit)
+    positions = pc.indices_nonzero(too_long).to_pylist()
+    replaced = values.to_pylist()
+    for position in positions:
+        text = replaced[position]
+        replaced[position] = text[:limit] + CUT_MARKER.format(length=len(text))
+    if cut is not None:
+        cut.append(len(positions))
+    return pa.array(replaced, type=pa.string())

@@ -254,6 +254,15 @@ class AttributionConfig(Section):
         ),
     )
     trace_memory: TraceMemoryConfig = TraceMemoryConfig()
+    max_attribute_value_length: int = Field(
+        65_536,
+        ge=256,
+        description=(
+            "Longest attribute value kept in the lake's attributes and resource_attributes maps, "
+            "in characters; a longer one (a captured prompt, a blob) is cut to this length and "
+            "marked (docs/security.md). Attribution and pricing read the whole value first."
+        ),
+    )
 
     @field_validator("dimensions", mode="after")
     @classmethod

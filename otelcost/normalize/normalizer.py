@@ -36,6 +36,7 @@ from otelcost.normalize.nesting import apply_nesting_rule
 from otelcost.normalize.pending import PendingCalls
 from otelcost.normalize.spans import Draft, read_spans
 from otelcost.normalize.wire import WireRequest, to_wire
+from otelcost.schema import ATTRIBUTION_DIMENSIONS
 
 __all__ = ["NormalizeResult", "Normalizer", "NormalizerCounters"]
 
@@ -84,6 +85,13 @@ class NormalizerCounters:
     """Calls waiting for ancestors that have not arrived (a gauge, ``pending.py``)."""
     proposed_changes: int = 0
     """Calls attributed again when their ancestors arrived, with a different result."""
+    attribute_values_cut: int = 0
+    """Attribute values cut to ``attribution.max_attribute_value_length`` in the lake's maps."""
+    key_calls: int = 0
+    """Calls sent with an API key (``ingest_key`` set)."""
+    key_overrides: Counter[str] = field(default_factory=Counter)
+    """Calls whose span claimed another value than its key binds, by dimension (spoofing, or a
+    misconfigured service)."""
 
     def snapshot(self) -> NormalizerCounters:
         return NormalizerCounters(
@@ -99,6 +107,9 @@ class NormalizerCounters:
             self.trace_memory_spans,
             self.pending_calls,
             self.proposed_changes,
+            self.attribute_values_cut,
+            self.key_calls,
+            Counter(self.key_overrides),
         )
 
 
@@ -166,7 +177,12 @@ class Normalizer:
         )
         kept = apply_nesting_rule(drafts, self._memory, dropped, now_ns)
         attributions = self._attribute(kept)
-        table = build_table(kept, attributions, now_ns)
+        cut: list[int] = []
+        table = build_table(
+            kept, attributions, now_ns, max_value_length=self.config.max_attribute_value_length, cut=cut
+        )
+        if cut:
+            self.counters.attribute_values_cut += sum(cut)
         proposals = None
         if pending is not None:
             # Calls of earlier requests first: their ancestors may be in this one.
@@ -195,6 +211,7 @@ class Normalizer:
                 draft.resource.service,
                 # A root call has no ancestors: no partial per span.
                 _no_ancestors if draft.parent_key is None else partial(ancestor_tags, draft.parent_key),
+                None if draft.resource.key is None else draft.resource.key.bind,
             )
             for draft in kept
         ]
@@ -218,14 +235,26 @@ class Normalizer:
             counters.calls_by_convention[draft.convention] += 1
             if draft.tokens.notes:
                 counters.usage_notes.update(draft.tokens.notes)
+            if draft.resource.key is not None:
+                counters.key_calls += 1
+                claimed = draft.resource.claimed_service
+                bound = draft.resource.key.bind.get("service")
+                if bound is not None and claimed is not None and claimed != bound:
+                    counters.key_overrides["service"] += 1
         for attribution in attributions:
             if attribution.missing:
                 counters.incomplete_calls += 1
                 counters.missing_by_dimension.update(attribution.missing)
             if attribution.inherited:
                 counters.inherited_by_dimension.update(attribution.inherited)
+            for dimension, claimed in attribution.claimed:
+                if claimed is not None and claimed != attribution.values[_DIMENSION_INDEX[dimension]]:
+                    counters.key_overrides[dimension] += 1
         counters.trace_memory_spans = len(self._memory)
         counters.pending_calls = len(self._pending) if self._pending is not None else 0
+
+
+_DIMENSION_INDEX = {dimension: index for index, dimension in enumerate(ATTRIBUTION_DIMENSIONS)}
 
 
 def _no_ancestors() -> list[Mapping[str, Any]]:

@@ -44,7 +44,13 @@ _KEPT_COLUMNS: Final = tuple(
 )
 
 Attribute = Callable[
-    [Mapping[str, Any], Mapping[str, Any], str | None, Callable[[], Sequence[Mapping[str, Any]]]],
+    [
+        Mapping[str, Any],
+        Mapping[str, Any],
+        str | None,
+        Callable[[], Sequence[Mapping[str, Any]]],
+        Mapping[str, str] | None,
+    ],
     Attribution,
 ]
 
@@ -56,6 +62,8 @@ class _Pending:
     tags: Mapping[str, Any]
     resource: Mapping[str, Any]
     service: str | None
+    bind: Mapping[str, str] | None
+    """The API key's bound dimensions: they still win when the call is attributed again."""
     values: tuple[str | None, ...]
     stored: pa.Table
     position: int
@@ -110,6 +118,7 @@ class PendingCalls:
                 tags,
                 draft.resource.attrs,
                 draft.resource.service,
+                None if draft.resource.key is None else draft.resource.key.bind,
                 attributions[position].values,
                 stored,
                 position,
@@ -128,7 +137,11 @@ class PendingCalls:
             for pending in list(self._by_trace.get(trace, ())):
                 parent = pending.parent_key
                 attribution = attribute(
-                    pending.tags, pending.resource, pending.service, partial(memory.ancestor_tags, parent)
+                    pending.tags,
+                    pending.resource,
+                    pending.service,
+                    partial(memory.ancestor_tags, parent),
+                    pending.bind,
                 )
                 if attribution.values != pending.values:
                     pending.values = attribution.values

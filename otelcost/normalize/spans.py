@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from otelcost.auth.binding import KEY_NAME_ATTRIBUTE, KeyStamp, read_stamp
 from otelcost.normalize.conventions import Tokens, settle
 from otelcost.normalize.conventions.common import read_response_id
 from otelcost.normalize.lineage import TraceMemory
@@ -46,6 +47,10 @@ class Resource:
     attrs: dict[str, Any]
     service: str | None
     sdk_name: str | None
+    key: KeyStamp | None = None
+    """The API key the request was sent with, as the receiver stamped it (``auth/binding.py``)."""
+    claimed_service: str | None = None
+    """``service.name`` as sent, when the key's binding replaced it."""
     _text: tuple[list[str], list[str]] | None = None
 
     def text(self) -> tuple[list[str], list[str]]:
@@ -185,12 +190,19 @@ def read_spans(
 
 def _read_resource(attributes: Any) -> Resource:
     attrs = decode_wire_attributes(attributes)
+    key = read_stamp(attrs) if KEY_NAME_ATTRIBUTE in attrs else None
     service = attrs.get("service.name")
     sdk_name = attrs.get("telemetry.sdk.name")
+    claimed_service = service if isinstance(service, str) else None
+    if key is not None and (bound := key.bind.get("service")) is not None:
+        # Rules that read the resource's service.name (and ownership by service) see the key's.
+        attrs["service.name"] = service = bound
     return Resource(
         attrs,
         service if isinstance(service, str) else None,
         sdk_name.lower() if isinstance(sdk_name, str) else None,
+        key,
+        claimed_service,
     )
 
 

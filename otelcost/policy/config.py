@@ -4,8 +4,8 @@
 
     api:
       listen: 127.0.0.1:4320       # --api-listen
-      admin_token: s3cret          # or OTELCOST_API__ADMIN_TOKEN; unset: admin API answers 403
-      admin_tokens: {alice: t1}    # more tokens, by name (the name is what the audit log records)
+      admin_token: s3cret          # or OTELCOST_API__ADMIN_TOKEN: an admin key, audited as "admin"
+      admin_tokens: {alice: t1}    # more admin keys, by name (the name is what the audit log records)
       check_deny_status: 429       # /v1/check's answer when a call is refused (403 for nginx)
       max_wait: 60s                # longest ?wait= a long poll may ask for
 
@@ -13,8 +13,14 @@ The section configures the API listener (``otelcost/api/``) but is defined here,
 below the domain, because ``otelcost/config.py`` composes every section and sits below ``api``
 in the layer order: it may not import ``otelcost.api`` (nor should ``otelcost config check``
 import aiohttp). What it sets is the decision protocol as the policy package defines it (the
-deny status, the longest long poll) plus where to listen and who may change budgets; this
-module imports pydantic only.
+deny status, the longest long poll) plus where to listen; this module imports pydantic only.
+
+Who may call which route is ``auth:`` (``otelcost/auth/config.py``: keys with roles, anonymous
+access; docs/security.md). ``admin_token`` and ``admin_tokens`` are kept for existing
+deployments: the key ring turns each into a key with the admin role (``Server.keys``), so they
+work as ``Authorization: Bearer <token>`` on every route. They are held in clear, unlike
+``auth.keys`` (digests only), so prefer an ``auth.keys`` entry with ``roles: [admin]``. With no
+admin key of either kind the admin API answers 403.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from datetime import timedelta
 
 from pydantic import Field, SecretStr, field_validator
 
+from otelcost.auth.config import TlsConfig
 from otelcost.configtypes import Duration, ListenAddress, Section
 
 __all__ = ["ADMIN_TOKEN_NAME", "ApiConfig"]
@@ -37,16 +44,24 @@ class ApiConfig(Section):
     enabled: bool = True
     listen: ListenAddress = Field("127.0.0.1:4320", description="HOST:PORT of the API listener.")
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token of the admin API (audited as 'admin'); unset: admin API off."
+        None,
+        description="An admin key in clear, for older deployments (audited as 'admin'); prefer "
+        "auth.keys with roles [admin]. No admin key at all: the admin API answers 403.",
     )
     admin_tokens: dict[str, SecretStr] = Field(
-        default_factory=dict, description="More admin bearer tokens by name; the name is audited."
+        default_factory=dict,
+        description="More admin keys in clear, by name (the name is audited); prefer auth.keys.",
     )
     check_deny_status: int = Field(
         429, ge=400, le=499, description="Status of a refused /v1/check (403 for nginx auth_request)."
     )
     max_wait: Duration = Field(
         timedelta(seconds=60), description="Longest long poll (?wait=) of GET /v1/decisions."
+    )
+    tls: TlsConfig | None = Field(
+        None,
+        description="The API over HTTPS: {cert_file, key_file, client_ca_file (mTLS), "
+        "reload_interval}; unset: plain HTTP (docs/security.md, 'TLS and mTLS').",
     )
 
     @field_validator("max_wait")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from otelcost.auth.config import TlsConfig
 from otelcost.configtypes import ByteSize, ListenAddress, Section
 
 __all__ = ["GrpcReceiverConfig", "HttpReceiverConfig", "ReceiverConfig"]
@@ -21,6 +22,11 @@ class GrpcReceiverConfig(Section):
     max_request_size: ByteSize = Field(
         64 * 2**20, description="Largest accepted message (after decompression)."
     )
+    tls: TlsConfig | None = Field(
+        None,
+        description="OTLP/gRPC over TLS: {cert_file, key_file, client_ca_file (mTLS), "
+        "reload_interval}; unset: plaintext (docs/security.md, 'TLS and mTLS').",
+    )
 
 
 class HttpReceiverConfig(Section):
@@ -32,6 +38,11 @@ class HttpReceiverConfig(Section):
     )
     max_request_size: ByteSize = Field(
         64 * 2**20, description="Largest accepted body after decompression; larger bodies get 413."
+    )
+    tls: TlsConfig | None = Field(
+        None,
+        description="OTLP/HTTP over HTTPS: {cert_file, key_file, client_ca_file (mTLS), "
+        "reload_interval}; unset: plain HTTP (docs/security.md, 'TLS and mTLS').",
     )
 
 

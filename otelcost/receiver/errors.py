@@ -9,6 +9,8 @@ status code. The table (``docs/receiver.md`` has the full version)::
     UnsupportedMediaTypeError      INVALID_ARGUMENT     415   no
     MethodNotAllowedError          UNIMPLEMENTED        405   no                   (+ Allow: POST)
     NotFoundError                  UNIMPLEMENTED        404   no
+    AuthenticationError            UNAUTHENTICATED      401   no                   (+ WWW-Authenticate)
+    PermissionDeniedError          PERMISSION_DENIED    403   no
     PermanentIngestError (other)   INVALID_ARGUMENT     400   no                   BadRequest
     IngestError (neither kind)     UNAVAILABLE          503   yes, client backoff
     anything else                  UNAVAILABLE          503   yes, client backoff  (traceback logged)
@@ -46,7 +48,14 @@ import grpc
 from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 
-from otelcost.errors import IngestError, OtelcostError, PermanentIngestError, TransientIngestError
+from otelcost.errors import (
+    AuthenticationError,
+    IngestError,
+    OtelcostError,
+    PermanentIngestError,
+    PermissionDeniedError,
+    TransientIngestError,
+)
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -196,6 +205,10 @@ def protocol_status(exc: Exception) -> ProtocolStatus:
         return ProtocolStatus(grpc.StatusCode.UNIMPLEMENTED, 405, "method_not_allowed", message)
     if isinstance(exc, NotFoundError):
         return ProtocolStatus(grpc.StatusCode.UNIMPLEMENTED, 404, "not_found", message)
+    if isinstance(exc, AuthenticationError):
+        return ProtocolStatus(grpc.StatusCode.UNAUTHENTICATED, 401, "unauthenticated", message)
+    if isinstance(exc, PermissionDeniedError):
+        return ProtocolStatus(grpc.StatusCode.PERMISSION_DENIED, 403, "forbidden", message)
     if isinstance(exc, PermanentIngestError):
         field = exc.field if isinstance(exc, MalformedRequestError) else ""
         return ProtocolStatus(
@@ -231,7 +244,10 @@ def http_error_body(status: ProtocolStatus, *, json_body: bool) -> bytes:
 
 
 def http_error_headers(status: ProtocolStatus) -> dict[str, str]:
-    """Extra headers of an HTTP refusal: ``Retry-After`` in whole seconds, rounded up."""
+    """Extra headers of an HTTP refusal: ``Retry-After`` in whole seconds, rounded up, and the
+    challenge of a 401 (RFC 6750)."""
+    if status.http_status == 401:
+        return {"WWW-Authenticate": 'Bearer realm="otelcost"'}
     if status.retry_after is None:
         return {}
     return {"Retry-After": str(math.ceil(status.retry_after))}

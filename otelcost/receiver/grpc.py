@@ -22,7 +22,11 @@ from typing import Any, Final
 
 import grpc
 from grpc import aio
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from otelcost.auth.binding import stamp_principal
+from otelcost.auth.keys import KEY_HEADER, KeyRing, Principal, is_loopback, presented_key
+from otelcost.auth.tls import ListenerTls
 from otelcost.receiver.config import GrpcReceiverConfig
 from otelcost.receiver.errors import bind_error, grpc_trailing_metadata, protocol_status
 from otelcost.receiver.intake import Intake
@@ -45,9 +49,18 @@ class GrpcReceiver:
     then cancels the rest. ``stop`` is safe before ``start`` and more than once.
     """
 
-    def __init__(self, *, config: GrpcReceiverConfig, intake: Intake, reuse_port: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        config: GrpcReceiverConfig,
+        intake: Intake,
+        keys: KeyRing | None = None,
+        reuse_port: bool = False,
+    ) -> None:
         self.config = config
         self.intake = intake
+        self.keys = keys
+        """Who may send; None: anyone (tests that exercise the protocol alone)."""
         self.reuse_port = reuse_port
         """Share the port with other processes that set it too (receiver workers)."""
         self.stats = ReceiverStats()
@@ -64,6 +77,8 @@ class GrpcReceiver:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("GrpcReceiver is already started")
+        # Before the server exists, so that unusable TLS files are a ConfigError and bind nothing.
+        tls = ListenerTls(self.config.tls, "receiver.grpc.tls") if self.config.tls is not None else None
         server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", self.config.max_request_size),
@@ -75,14 +90,22 @@ class GrpcReceiver:
             (grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler}),)
         )
         try:
-            port = server.add_insecure_port(self.config.listen)
+            if tls is None:
+                port = server.add_insecure_port(self.config.listen)
+            else:  # picks up changed certificate files at each new connection
+                port = server.add_secure_port(self.config.listen, tls.grpc_credentials())
         except RuntimeError as exc:  # grpc gives no OS reason: bind_error finds it
             await server.stop(None)
             raise bind_error(self.config.listen, "receiver.grpc.listen") from exc
         await server.start()
         self._server = server
         self._port = port
-        log.debug("OTLP/gRPC receiver listening on %s (port %d)", self.config.listen, port)
+        log.debug(
+            "OTLP/gRPC receiver listening on %s (port %d%s)",
+            self.config.listen,
+            port,
+            "" if tls is None else ", mTLS" if tls.mtls else ", TLS",
+        )
 
     async def stop(self, grace: float) -> None:
         server, self._server = self._server, None
@@ -91,7 +114,10 @@ class GrpcReceiver:
 
     async def _export(self, body: bytes, context: aio.ServicerContext[Any, Any]) -> bytes:
         try:
-            request = await decode_off_loop(lambda: decode_protobuf_request(body), len(body))
+            principal = self._authenticate(context)
+            request = await decode_off_loop(
+                lambda: _stamped(decode_protobuf_request(body), principal), len(body)
+            )
             response = await hand_over(request, self.intake, self.stats)
             answer: bytes = response.SerializeToString()
             return answer
@@ -103,3 +129,25 @@ class GrpcReceiver:
             status.grpc_code, status.message, trailing_metadata=grpc_trailing_metadata(status)
         )
         raise AssertionError("context.abort returned")  # it always raises
+
+    def _authenticate(self, context: aio.ServicerContext[Any, Any]) -> Principal | None:
+        if self.keys is None:
+            return None
+        metadata = dict(context.invocation_metadata() or ())
+        key = presented_key(_text(metadata.get("authorization")), _text(metadata.get(KEY_HEADER.lower())))
+        principal = self.keys.authenticate(
+            key, surface="ingest", peer_is_loopback=is_loopback(context.peer())
+        )
+        if not principal.can("ingest"):
+            self.keys.count_forbidden("ingest")
+            principal.require("ingest")
+        return principal
+
+
+def _text(value: str | bytes | None) -> str | None:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _stamped(request: ExportTraceServiceRequest, principal: Principal | None) -> ExportTraceServiceRequest:
+    stamp_principal(request, principal)
+    return request

@@ -32,6 +32,9 @@ from typing import Final
 from aiohttp import HttpVersion11, web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from otelcost.auth.binding import stamp_principal
+from otelcost.auth.keys import KEY_HEADER, KeyRing, Principal, is_loopback, presented_key
+from otelcost.auth.tls import ListenerTls
 from otelcost.configtypes import parse_listen
 from otelcost.receiver import otlp_json
 from otelcost.receiver.compression import content_coding, decompress
@@ -98,9 +101,18 @@ class HttpReceiver:
     then closes the remaining connections. ``stop`` is safe before ``start`` and more than once.
     """
 
-    def __init__(self, *, config: HttpReceiverConfig, intake: Intake, reuse_port: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        config: HttpReceiverConfig,
+        intake: Intake,
+        keys: KeyRing | None = None,
+        reuse_port: bool = False,
+    ) -> None:
         self.config = config
         self.intake = intake
+        self.keys = keys
+        """Who may send; None: anyone (tests that exercise the protocol alone)."""
         self.reuse_port = reuse_port
         """Share the port with other processes that set it too (receiver workers)."""
         self.stats = ReceiverStats()
@@ -129,6 +141,9 @@ class HttpReceiver:
         if self._runner is not None:
             raise RuntimeError("HttpReceiver is already started")
         host, port = parse_listen(self.config.listen)
+        # Built before anything binds: unusable TLS files are a ConfigError. The context picks
+        # up changed certificate files at each new connection.
+        tls = ListenerTls(self.config.tls, "receiver.http.tls") if self.config.tls is not None else None
         runner = web.AppRunner(
             self.build_app(),
             access_log=None,
@@ -137,7 +152,13 @@ class HttpReceiver:
             shutdown_timeout=_CLEANUP_TIMEOUT_SECONDS,
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_port=self.reuse_port or None)
+        site = web.TCPSite(
+            runner,
+            host,
+            port,
+            reuse_port=self.reuse_port or None,
+            ssl_context=tls.ssl_context() if tls is not None else None,
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -178,6 +199,8 @@ class HttpReceiver:
         content_type = request.content_type
         json_response = content_type == JSON
         try:
+            # First: a caller without a valid key learns nothing else, and costs no body read.
+            principal = self._authenticate(request)
             if request.method != "POST":
                 raise MethodNotAllowedError(
                     f"method {request.method} is not allowed on {TRACES_PATH}: use POST"
@@ -191,7 +214,9 @@ class HttpReceiver:
             coding = content_coding(request.headers.get("Content-Encoding"))
             wire_body = await self._read_body(request)
             export_request = await decode_off_loop(
-                lambda: decode(decompress(wire_body, coding, max_size=self.config.max_request_size)),
+                lambda: self._stamped(
+                    decode(decompress(wire_body, coding, max_size=self.config.max_request_size)), principal
+                ),
                 len(wire_body) * (1 if coding == "identity" else _INFLATION_GUESS),
             )
             response = await hand_over(export_request, self.intake, self.stats)
@@ -200,6 +225,25 @@ class HttpReceiver:
         if json_response:
             return web.Response(body=otlp_json.encode_export_response(response), content_type=JSON)
         return web.Response(body=response.SerializeToString(), content_type=PROTOBUF)
+
+    def _authenticate(self, request: web.Request) -> Principal | None:
+        if self.keys is None:
+            return None
+        key = presented_key(request.headers.get("Authorization"), request.headers.get(KEY_HEADER))
+        principal = self.keys.authenticate(
+            key, surface="ingest", peer_is_loopback=is_loopback(request.remote)
+        )
+        if not principal.can("ingest"):
+            self.keys.count_forbidden("ingest")
+            principal.require("ingest")
+        return principal
+
+    @staticmethod
+    def _stamped(
+        export_request: ExportTraceServiceRequest, principal: Principal | None
+    ) -> ExportTraceServiceRequest:
+        stamp_principal(export_request, principal)
+        return export_request
 
     async def _expect(self, request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue`` (curl sends it for large bodies): refuse a too large body unsent."""

@@ -19,7 +19,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from otelcost.arrowjson import json_rows
-from otelcost.budgets.config import BudgetConfig
+from otelcost.budgets.config import WILDCARD, BudgetConfig
 from otelcost.errors import ReportError, UnknownReportError
 from otelcost.lake.query import LakeSession, run_query
 from otelcost.pricing.config import PricingConfig
@@ -153,14 +153,33 @@ class ReportContext:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     timeout: float | None = DEFAULT_TIMEOUT_S
 
+    tenant: str | None = None
+    """Set: the report is asked by a key bound to this tenant, and sees only its rows (the lake's
+    views are narrowed, ``otelcost/lake/query.py``). Build such a context with :meth:`for_tenant`."""
+
     lake: LakeSession | None = field(default=None, compare=False, repr=False)
     """The connection the queries of one report run share (:func:`run_report` opens it)."""
+
+    def for_tenant(self, tenant: str) -> ReportContext:
+        """This context as one tenant may see it: the lake narrowed to its rows, only the budgets
+        that are the tenant's own (scoped to ``tenant_id`` equal to it, or ``"*"``: one instance
+        per tenant), no closed statements (they total every tenant)."""
+        own = tuple(budget for budget in self.budgets if _tenant_budget(budget, tenant))
+        return replace(self, tenant=tenant, budgets=own, statements_dir=None, lake=None)
 
     def query(self, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
         """Run ``sql`` over the lake's views (``llm_calls`` ...) with bound ``params``."""
         if self.lake is not None:
             return self.lake.query(sql, params)
-        return run_query(self.lake_dir, sql, params, timeout=self.timeout)
+        return run_query(self.lake_dir, sql, params, timeout=self.timeout, tenant=self.tenant)
+
+
+def _tenant_budget(budget: BudgetConfig, tenant: str) -> bool:
+    """Whether a budget's limit is the tenant's alone (a shared limit would tell others' spend)."""
+    term = budget.scope.get("tenant_id")
+    if isinstance(term, list):
+        return set(term) == {tenant}
+    return term in (tenant, WILDCARD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +248,10 @@ def run_report(name: str, context: ReportContext, request: ReportRequest | None 
     if spec is None:
         raise UnknownReportError(f"no report named {name!r}; the reports are: {', '.join(REPORTS)}")
     request = request or ReportRequest()
+    if context.tenant is not None and request.invoice_files:
+        raise ReportError("a tenant's report cannot reconcile invoices: a bill covers every tenant")
     if context.lake is None:  # one connection for every query of this run (and of the reports it composes)
-        with LakeSession(context.lake_dir, timeout=context.timeout) as lake:
+        with LakeSession(context.lake_dir, timeout=context.timeout, tenant=context.tenant) as lake:
             result = spec.run(replace(context, lake=lake), request)
     else:
         result = spec.run(context, request)

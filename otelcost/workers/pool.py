@@ -32,9 +32,12 @@ exporting parts of the same trace, it may not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -132,6 +135,13 @@ class WorkerPool:
 
     def live(self) -> int:
         return sum(1 for slot in self._slots if slot.ready)
+
+    def reload_keys(self) -> None:
+        """Tell every worker to re-read ``auth.keys_file`` (SIGHUP; each reloads by itself)."""
+        for pid in self.pids():
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGHUP)
 
     def pids(self) -> list[int | None]:
         """The worker processes' ids by worker index (None while one is being started again)."""

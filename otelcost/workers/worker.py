@@ -26,8 +26,15 @@ from typing import Any, Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from otelcost.auth.keys import KeyRing
 from otelcost.config import Config
-from otelcost.errors import IngestError, OtelcostError, PermanentIngestError, TransientIngestError
+from otelcost.errors import (
+    ConfigError,
+    IngestError,
+    OtelcostError,
+    PermanentIngestError,
+    TransientIngestError,
+)
 from otelcost.prepare import Preparer, encode_batch
 from otelcost.receiver.grpc import GrpcReceiver
 from otelcost.receiver.http import HttpReceiver
@@ -138,11 +145,18 @@ async def run(sock: socket.socket) -> int:
     link = Link(reader, writer)
     answers = asyncio.create_task(link.read_answers())
     intake = ForwardingIntake(config, link)
+    # The worker reads auth.keys_file itself; the serve process sends SIGHUP to reload it.
+    keys = KeyRing(config.auth)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_keys, keys)
     receivers: dict[str, GrpcReceiver | HttpReceiver] = {}
     if config.receiver.grpc.enabled:
-        receivers["grpc"] = GrpcReceiver(config=config.receiver.grpc, intake=intake, reuse_port=True)
+        receivers["grpc"] = GrpcReceiver(
+            config=config.receiver.grpc, intake=intake, keys=keys, reuse_port=True
+        )
     if config.receiver.http.enabled:
-        receivers["http"] = HttpReceiver(config=config.receiver.http, intake=intake, reuse_port=True)
+        receivers["http"] = HttpReceiver(
+            config=config.receiver.http, intake=intake, keys=keys, reuse_port=True
+        )
     try:
         for receiver in receivers.values():
             await receiver.start()
@@ -180,6 +194,15 @@ async def run(sock: socket.socket) -> int:
     return 0
 
 
+def _reload_keys(keys: KeyRing) -> None:
+    try:
+        names = keys.reload()
+    except ConfigError as exc:
+        log.error("API keys not reloaded, the old ones stay in force: %s", exc)
+        return
+    log.info("API keys reloaded: %d key(s)", len(names))
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or not argv[0].isdigit():
         print("usage: python -m otelcost.workers FD (started by `otelcost serve`)", file=sys.stderr)
@@ -189,5 +212,6 @@ def main(argv: list[str]) -> int:
     # their requests in flight first). A worker whose serve process is gone stops by itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until run() reloads keys on it
     gc.set_threshold(GC_THRESHOLD_GEN0, 20, 20)
     return asyncio.run(run(socket.socket(fileno=int(argv[0]))))

@@ -263,6 +263,9 @@ def make_calls(
         "workflow": ["sql-agent" if s == "analyst-agent" else None for s in services],
         "attribution_status": ["incomplete" if m else "complete" for m in missing],
         "missing_dimensions": missing,
+        # Sent without an API key (auth.anonymous.ingest), so nothing is bound.
+        "ingest_key": [None] * n,
+        "bound_dimensions": [None] * n,
         "status": np.where(status_error, "error", "ok").tolist(),
         "error_type": [ERRORS[k] if e else None for k, e in zip(error_index, status_error, strict=True)],
         "attributes": attributes,

@@ -44,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "workflow": None,
     "attribution_status": "complete",
     "missing_dimensions": None,
+    "ingest_key": None,
+    "bound_dimensions": None,
     "status": "ok",
     "error_type": None,
     "attributes": None,

@@ -1,10 +1,11 @@
 """Large and deeply nested attribute values through a real server (docs/security.md).
 
 A request carries three LLM calls; the second also has a hostile attribute: arrays nested 40
-deep, a 1 MiB string, or arrays nested 200 deep (past the protobuf runtime's depth limit of 100
-messages). Sent over OTLP/HTTP and over gRPC to a running ``otelcost serve``: what the runtime
-parses is kept, every call once; what it cannot is a clear 400 / INVALID_ARGUMENT for that
-request, and the server keeps serving the next one.
+deep, a 1 MiB string (stored cut to ``attribution.max_attribute_value_length``), or arrays nested
+200 deep (past the protobuf runtime's depth limit of 100 messages). Sent over OTLP/HTTP and over
+gRPC to a running ``otelcost serve``: what the runtime parses is kept, every call once; what it
+cannot is a clear 400 / INVALID_ARGUMENT for that request, and the server keeps serving the
+next one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otelcost.lake.query import run_query
+from otelcost.normalize.columns import CUT_MARKER
 from otelcost.normalize.wire import WireRequest
 from otelcost.server import BackgroundServer
 from tests.e2e.conftest import loopback_config
@@ -160,7 +162,12 @@ def test_a_large_or_nested_attribute_loses_no_call(
     calls = _calls_of(server, team)
     assert [c["feature"] for c in calls] == ["f0", "f1", "f2"]  # every call, each once
     kept = dict(calls[1]["attributes"])  # type: ignore[call-overload]
-    assert ("app.deep" in kept) or len(kept["app.blob"]) == 2**20
+    if case == "string-1MiB":
+        # Cut to attribution.max_attribute_value_length (65,536 by default), and marked as cut.
+        limit = server.server.config.attribution.max_attribute_value_length
+        assert kept["app.blob"] == "x" * limit + CUT_MARKER.format(length=2**20)
+    else:
+        assert "app.deep" in kept
 
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])

@@ -221,8 +221,21 @@ def test_every_report_over_http_survives_payloads(
     assert _fingerprint(lake.config.lake_dir)[1] == len(_calls())
 
 
-def test_there_is_no_sql_over_the_api(api: httpx.Client) -> None:
-    # SQL through the API is not offered (docs/security.md); otelcost query runs read-only.
-    for method in ("GET", "POST"):
-        answer = api.request(method, "/v1/query", params={"sql": "SELECT 1"})
-        assert answer.status_code in (404, 405), answer.text
+def test_sql_over_the_api_is_read_only(
+    api: httpx.Client, lake: Lake, before: tuple[dict[str, str], int]
+) -> None:
+    # POST /v1/query runs SQL as otelcost sql does (docs/security.md): the lake only, no writes.
+    assert api.get("/v1/query", params={"sql": "SELECT 1"}).status_code == 405
+    lake_dir = lake.config.lake_dir
+    for sql in (
+        "SELECT * FROM read_csv('/etc/passwd')",
+        f"COPY (SELECT 1) TO '{lake_dir}/llm_calls/x.parquet'",
+        "ATTACH '/tmp/otelcost-injection.db'",
+        "INSTALL httpfs",
+        "SET enable_external_access = true",
+    ):
+        answer = api.post("/v1/query", json={"sql": sql})
+        assert answer.status_code == 400, (sql, answer.text)
+    counted = api.post("/v1/query", json={"sql": "SELECT count(*) AS n FROM llm_calls"})
+    assert counted.status_code == 200 and counted.json()["rows"] == [{"n": len(_calls())}]
+    assert _fingerprint(lake_dir) == before
