@@ -41,8 +41,9 @@ from typing import Any, Final, Literal
 import aiohttp
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.proxy._types import ProxyException, UserAPIKeyAuth
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from otelcost.auth.keys import KEY_HEADER
 from otelcost.errors import ConfigError
 from otelcost.integrations.estimate import CatalogEstimator
 from otelcost.policy.client import PolicyClient
@@ -71,6 +72,11 @@ class LiteLLMHookSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str = Field("http://127.0.0.1:4320", description="otelcost's API listener.")
+    key: SecretStr | None = Field(
+        None,
+        description="otelcost API key with the gateway role, sent as X-Otelcost-Key on polls and "
+        "checks; unset: anonymous (allowed from loopback by default, docs/security.md).",
+    )
     mode: Literal["local", "check"] = Field(
         "local", description="local: keep the decisions in process; check: GET /v1/check per call."
     )
@@ -220,6 +226,7 @@ class OtelcostBudgetHook(CustomLogger):
             if self._client is None:
                 self._client = PolicyClient(
                     self.settings.url,
+                    headers=self._key_header(),
                     fail_mode=self.settings.fail_mode,
                     max_staleness=self.settings.max_staleness,
                 )
@@ -237,6 +244,10 @@ class OtelcostBudgetHook(CustomLogger):
                     )
         return self._client
 
+    def _key_header(self) -> dict[str, str]:
+        key = self.settings.key
+        return {KEY_HEADER: key.get_secret_value()} if key is not None else {}
+
     async def check(self, dimensions: Mapping[str, str]) -> CheckResult:
         """otelcost's answer for ``dimensions``, locally or from ``/v1/check``."""
         if self.settings.mode == "local":
@@ -249,6 +260,7 @@ class OtelcostBudgetHook(CustomLogger):
                 timeout=aiohttp.ClientTimeout(total=self.settings.check_timeout)
             )
         headers = {f"X-Otelcost-{dim.replace('_', '-')}": value for dim, value in dimensions.items()}
+        headers.update(self._key_header())
         try:
             async with self._session.get(
                 f"{self.settings.url.rstrip('/')}/v1/check", headers=headers

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,10 @@ pytest.importorskip("litellm.proxy._types", reason="litellm is not installed")
 
 from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 
+from otelcost.api import build_api_app
+from otelcost.auth.config import AuthConfig
+from otelcost.auth.keys import KeyRing, key_digest, new_key
+from otelcost.budgets.evaluator import Evaluator
 from otelcost.errors import ConfigError
 from otelcost.integrations.litellm import (
     LiteLLMHookSettings,
@@ -29,9 +34,11 @@ from otelcost.integrations.litellm import (
     request_dimensions,
 )
 from otelcost.policy.client import PolicyClient
+from otelcost.policy.config import ApiConfig
+from tests.budgets.harness import ApiServer, Clock
 from tests.budgets.rows import calls
 from tests.integrations.litellm_proxy import free_port
-from tests.policy.conftest import START, Running, policy_running
+from tests.policy.conftest import START, TEAM_MONTHLY, Running, policy_running
 
 RETRY_AFTER = "1519200"  # 2026-03-14T10:00Z to 2026-04-01T00:00Z: 17 d 14 h
 
@@ -186,3 +193,69 @@ def test_reserving_refuses_a_call_that_does_not_fit_and_releases_on_the_logged_e
 def test_reserving_needs_the_local_mode() -> None:
     with pytest.raises(ValueError, match="reserve needs mode 'local'"):
         LiteLLMHookSettings(mode="check", reserve=True)
+
+
+@pytest.fixture
+def keyed_endpoint(tmp_path: Path) -> Iterator[tuple[Running, str]]:
+    """A policy endpoint that refuses callers without its gateway key (``auth.anonymous.api: deny``)."""
+    key = new_key()
+    ring = KeyRing(
+        AuthConfig.model_validate(
+            {
+                "anonymous": {"api": "deny"},
+                "keys": [{"name": "litellm", "digest": key_digest(key), "roles": ["gateway"]}],
+            }
+        )
+    )
+    clock = Clock(START)
+    evaluator = Evaluator(
+        budgets=[TEAM_MONTHLY], state_dir=tmp_path / "state", clock_ns=clock, run_threads=False
+    )
+    evaluator.start()
+    evaluator.consume(calls(1, at=START, cost="130", team="ml"))
+    evaluator.tick()
+    server = ApiServer(
+        lambda: build_api_app(evaluator=evaluator, config=ApiConfig(), keys=ring, clock_ns=clock)
+    ).start()
+    try:
+        yield Running(evaluator, server, clock), key
+    finally:
+        server.stop()
+        evaluator.shutdown()
+
+
+def test_check_mode_sends_the_gateway_key(keyed_endpoint: tuple[Running, str]) -> None:
+    endpoint, key = keyed_endpoint
+    keyed = LiteLLMHookSettings.model_validate({"url": endpoint.url, "mode": "check", "key": key})
+    with pytest.raises(ProxyException) as refused:
+        call(OtelcostBudgetHook(keyed), UserAPIKeyAuth(team_alias="ml"))
+    assert refused.value.headers["X-Otelcost-Budget"] == "team-monthly"  # otelcost's own refusal
+
+    # Without the key /v1/check is a 401: no answer, so the hook fails as configured.
+    keyless = LiteLLMHookSettings.model_validate(
+        {"url": endpoint.url, "mode": "check", "fail_mode": "closed"}
+    )
+    with pytest.raises(ProxyException) as unreachable:
+        call(OtelcostBudgetHook(keyless), UserAPIKeyAuth(team_alias="search"))
+    assert "401" in unreachable.value.message
+
+
+def test_local_mode_polls_with_the_gateway_key(keyed_endpoint: tuple[Running, str]) -> None:
+    endpoint, key = keyed_endpoint
+
+    def first_snapshot(**settings: Any) -> bool:
+        hook = OtelcostBudgetHook(
+            LiteLLMHookSettings.model_validate({"url": endpoint.url, "startup_wait": 2, **settings})
+        )
+
+        async def run() -> bool:
+            client = await hook._local()
+            try:
+                return client.snapshot is not None
+            finally:
+                client.close()
+
+        return asyncio.run(run())
+
+    assert first_snapshot(key=key)
+    assert not first_snapshot(startup_wait=0.5)  # 401 on every poll: never a snapshot
