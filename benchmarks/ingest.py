@@ -70,8 +70,8 @@ ALTERNATIVE_FLUSH_ROWS: Final = 100_000
 # -- the load generator (its own process) ---------------------------------------------------------
 
 
-async def _send_grpc(
-    port: int, payloads: list[bytes], ready: EventType, go: EventType, in_flight: int
+async def _send_grpc(  # noqa: PLR0917 - called with the load generator's positional arguments
+    port: int, payloads: list[bytes], ready: EventType, go: EventType, in_flight: int, key: str | None
 ) -> dict[str, float]:
     import grpc  # noqa: PLC0415 - only the load generator process needs a gRPC client
     from grpc import aio  # noqa: PLC0415
@@ -88,8 +88,11 @@ async def _send_grpc(
     try:
         # No serializers: the request is sent as the bytes given, the answer comes back as bytes.
         exports = [channel.unary_unary(GRPC_METHOD) for channel in channels]
+        metadata = (("authorization", f"Bearer {key}"),) if key else None
         for export in exports:
-            await export(b"", timeout=10)  # connect (an empty request never reaches the pipeline)
+            await export(
+                b"", timeout=10, metadata=metadata
+            )  # connect (an empty request never reaches the pipeline)
         ready.set()
         await asyncio.get_running_loop().run_in_executor(None, go.wait)
         retries = 0
@@ -100,7 +103,7 @@ async def _send_grpc(
             for payload in pending:
                 while True:
                     try:
-                        await export(payload, timeout=120)
+                        await export(payload, timeout=120, metadata=metadata)
                         break
                     except aio.AioRpcError as exc:
                         if exc.code() not in retryable:
@@ -116,13 +119,15 @@ async def _send_grpc(
             await channel.close()
 
 
-async def _send_http(
-    port: int, payloads: list[bytes], ready: EventType, go: EventType, in_flight: int
+async def _send_http(  # noqa: PLR0917 - called with the load generator's positional arguments
+    port: int, payloads: list[bytes], ready: EventType, go: EventType, in_flight: int, key: str | None
 ) -> dict[str, float]:
     import aiohttp  # noqa: PLC0415
 
     url = f"http://127.0.0.1:{port}/v1/traces"
     headers = {"Content-Type": "application/x-protobuf"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
     connector = aiohttp.TCPConnector(limit=in_flight, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -156,12 +161,19 @@ async def _send_http(
 
 
 def _load_generator(  # noqa: PLR0917 - a multiprocessing target takes positional arguments
-    protocol: str, port: int, payload_file: str, ready: EventType, go: EventType, results: Any, in_flight: int
+    protocol: str,
+    port: int,
+    payload_file: str,
+    ready: EventType,
+    go: EventType,
+    results: Any,
+    in_flight: int,
+    key: str | None = None,
 ) -> None:
     with open(payload_file, "rb") as handle:
         payloads: list[bytes] = pickle.load(handle)
     send = _send_grpc if protocol == "grpc" else _send_http
-    results.put(asyncio.run(send(port, payloads, ready, go, in_flight)))
+    results.put(asyncio.run(send(port, payloads, ready, go, in_flight, key)))
 
 
 # -- one pipeline run -----------------------------------------------------------------------------
@@ -187,13 +199,17 @@ def run_pipeline(
     *,
     workers: int = 0,
     in_flight: int = IN_FLIGHT,
+    extra: dict[str, Any] | None = None,
+    key: str | None = None,
 ) -> PipelineRun:
+    """One server, one load generator; ``extra`` is more server configuration and ``key`` the
+    API key the load generator sends (``benchmarks/auth_bench.py``)."""
     ctx = multiprocessing.get_context("spawn")
-    with ServerProcess(budgets=BUDGETS, root=root, workers=workers) as server:
+    with ServerProcess(budgets=BUDGETS, root=root, workers=workers, extra=extra) as server:
         ready, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
         port = server.grpc_port if protocol == "grpc" else server.http_port
         sender = ctx.Process(
-            target=_load_generator, args=(protocol, port, payload_file, ready, go, results, in_flight)
+            target=_load_generator, args=(protocol, port, payload_file, ready, go, results, in_flight, key)
         )
         sender.start()
         if not ready.wait(120):
