@@ -194,10 +194,11 @@ class NormalizerCollector(Collector):
             "Attribute values cut to attribution.max_attribute_value_length in the lake's maps.",
             c.attribute_values_cut,
         )
-        yield _counter(
+        yield _labelled_counter(
             "otelcost_ingest_key_calls",
-            "Calls sent with an API key (ingest_key set).",
-            c.key_calls,
+            "Calls sent with an API key, by the key's name (ingest_key).",
+            "key",
+            dict(c.key_calls),
         )
         yield _labelled_counter(
             "otelcost_attribution_key_overrides",

@@ -87,8 +87,8 @@ class NormalizerCounters:
     """Calls attributed again when their ancestors arrived, with a different result."""
     attribute_values_cut: int = 0
     """Attribute values cut to ``attribution.max_attribute_value_length`` in the lake's maps."""
-    key_calls: int = 0
-    """Calls sent with an API key (``ingest_key`` set)."""
+    key_calls: Counter[str] = field(default_factory=Counter)
+    """Calls sent with an API key, by the key's name (``ingest_key``)."""
     key_overrides: Counter[str] = field(default_factory=Counter)
     """Calls whose span claimed another value than its key binds, by dimension (spoofing, or a
     misconfigured service)."""
@@ -108,7 +108,7 @@ class NormalizerCounters:
             self.pending_calls,
             self.proposed_changes,
             self.attribute_values_cut,
-            self.key_calls,
+            Counter(self.key_calls),
             Counter(self.key_overrides),
         )
 
@@ -236,7 +236,7 @@ class Normalizer:
             if draft.tokens.notes:
                 counters.usage_notes.update(draft.tokens.notes)
             if draft.resource.key is not None:
-                counters.key_calls += 1
+                counters.key_calls[draft.resource.key.name] += 1
                 claimed = draft.resource.claimed_service
                 bound = draft.resource.key.bind.get("service")
                 if bound is not None and claimed is not None and claimed != bound:

@@ -192,6 +192,7 @@ def test_a_team_key_claiming_another_team_is_charged_to_its_own_team(
     assert not [key for key in resource if key.startswith("otelcost.key.")]
     overrides_after = metric(running, "otelcost_attribution_key_overrides_total", 'dimension="team"')
     assert overrides_after == overrides_before + 1
+    assert metric(running, "otelcost_ingest_key_calls_total", 'key="search-prod"') >= 1
 
 
 def test_a_key_bound_to_a_service_replaces_the_service_the_spans_name(running: BackgroundServer) -> None:
