@@ -146,25 +146,23 @@ def access_control(keys: KeyRing) -> Middleware:
             # No route: whoever may ask anything is told 404 / 405; the others only 401.
             unmatched = await _authenticated(request, _request_key(request, None))
             return unmatched if unmatched is not None else await handler(request)
-        if role == "admin" and not any(p.can("admin") for p in keys.principals()):
+        if role == "admin" and not keys.has_admin:
             return error_response(
                 403,
                 "the admin API is disabled: no key has the admin role (add one to auth.keys, "
                 "or set api.admin_token (or OTELCOST_API__ADMIN_TOKEN))",
             )
         try:
-            principal = keys.authenticate(
-                _request_key(request, path), surface="api", peer_is_loopback=is_loopback(request.remote)
+            principal = keys.admit(
+                _request_key(request, path),
+                surface="api",
+                peer_is_loopback=is_loopback(request.remote),
+                role=role,
             )
         except AuthenticationError as exc:
             return _unauthorized(str(exc))
-        if not principal.can(role):
-            if principal.anonymous:
-                return _unauthorized(
-                    f"this route needs a key with the {role} role: send Authorization: Bearer <key>"
-                )
-            keys.count_forbidden("api")
-            return error_response(403, f"key {principal.name!r} does not have the {role} role")
+        except PermissionDeniedError as exc:
+            return error_response(403, str(exc))
         request[PRINCIPAL] = principal
         try:
             return await handler(request)

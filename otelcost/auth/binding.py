@@ -25,8 +25,11 @@ KEY_NAME_ATTRIBUTE: Final = "otelcost.key.name"
 BIND_PREFIX: Final = "otelcost.key.bind."
 
 
-def stamp_principal(request: ExportTraceServiceRequest, principal: Principal | None) -> None:
-    """Remove every ``otelcost.key.*`` resource attribute, then stamp ``principal``'s (in place).
+def stamp_principal(
+    request: ExportTraceServiceRequest, principal: Principal | None
+) -> ExportTraceServiceRequest:
+    """Remove every ``otelcost.key.*`` resource attribute, then stamp ``principal``'s (in place);
+    returns ``request``, so a receiver can stamp where it decodes.
 
     An anonymous principal (or None) stamps nothing: its calls have no ``ingest_key``.
     """
@@ -44,6 +47,7 @@ def stamp_principal(request: ExportTraceServiceRequest, principal: Principal | N
             kv = KeyValue(key=key)
             kv.value.string_value = value
             attributes.append(kv)
+    return request
 
 
 class KeyStamp:

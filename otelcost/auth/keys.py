@@ -168,6 +168,7 @@ def load_keys_file(path: Path) -> tuple[ApiKeyConfig, ...]:
 class _Ring:
     by_digest: Mapping[str, Principal]
     names: tuple[str, ...]
+    has_admin: bool
 
 
 class KeyRing:
@@ -202,7 +203,7 @@ class KeyRing:
             for digest in key.digest:
                 by_digest[digest] = principal
         names = tuple(sorted({p.name for p in by_digest.values()}))
-        return _Ring(by_digest, names)
+        return _Ring(by_digest, names, any(p.can("admin") for p in by_digest.values()))
 
     def reload(self) -> tuple[str, ...]:
         """Re-read ``auth.keys_file`` and swap the ring; on an error the old ring stays.
@@ -220,8 +221,9 @@ class KeyRing:
         return self._ring.names
 
     @property
-    def has_keys(self) -> bool:
-        return bool(self._ring.by_digest)
+    def has_admin(self) -> bool:
+        """Whether any key in force has the admin role (else the admin API is off)."""
+        return self._ring.has_admin
 
     def principals(self) -> list[Principal]:
         """One per key name (without digests): what ``GET /v1/admin/auth/keys`` lists."""
@@ -254,6 +256,22 @@ class KeyRing:
             raise AuthenticationError("the API key is not valid (unknown, revoked or mistyped)")
         self._count(surface, "key")
         return principal
+
+    def admit(self, key: str | None, *, surface: Surface, peer_is_loopback: bool, role: Role) -> Principal:
+        """:meth:`authenticate`, then require ``role``: what every listener asks of a request.
+
+        Raises AuthenticationError for an anonymous caller without the role too (a key would
+        help it), PermissionDeniedError (counted as ``forbidden``) for a known key without it.
+        """
+        principal = self.authenticate(key, surface=surface, peer_is_loopback=peer_is_loopback)
+        if principal.can(role):
+            return principal
+        if principal.anonymous:
+            raise AuthenticationError(
+                f"this needs a key with the {role} role: send Authorization: Bearer <key>"
+            )
+        self.count_forbidden(surface)
+        raise PermissionDeniedError(f"key {principal.name!r} does not have the {role} role")
 
     def count_forbidden(self, surface: Surface) -> None:
         self._count(surface, "forbidden")

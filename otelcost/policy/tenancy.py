@@ -42,19 +42,29 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from otelcost.policy.decisions import Decision, Exemption, ScopeValue, Snapshot, format_scope
 
-__all__ = ["SHARED_PREFIX", "TENANT_DIMENSION", "TenantViews", "tenant_tag", "tenant_view"]
+__all__ = [
+    "OTHER",
+    "OWN",
+    "SHARED",
+    "SHARED_PREFIX",
+    "TENANT_DIMENSION",
+    "TenantViews",
+    "tenant_tag",
+    "tenant_term_kind",
+    "tenant_view",
+]
 
 TENANT_DIMENSION: Final = "tenant_id"
 SHARED_PREFIX: Final = "shared-"
 """Aliases of shared budgets and exemptions in a tenant view: ``shared-1``, ``shared-2`` ..."""
 
-_OWN, _SHARED, _OTHER = "own", "shared", "other"
+OWN, SHARED, OTHER = "own", "shared", "other"
 
 
 def tenant_tag(tenant: str) -> str:
@@ -63,14 +73,20 @@ def tenant_tag(tenant: str) -> str:
 
 
 def _kind(scope: Mapping[str, ScopeValue], tenant: str) -> str:
-    term = scope.get(TENANT_DIMENSION)
+    return tenant_term_kind(scope.get(TENANT_DIMENSION), tenant)
+
+
+def tenant_term_kind(term: str | Sequence[str] | None, tenant: str) -> str:
+    """Whose a scope's ``tenant_id`` term is, seen from ``tenant``: :data:`OWN` (the tenant, or a
+    list of only it), :data:`SHARED` (no term, or a list holding it among others) or
+    :data:`OTHER`. Budgets' configured scopes (``reports/base.py``) are sorted by it too."""
     if term is None:
-        return _SHARED
-    if isinstance(term, tuple):
+        return SHARED
+    if not isinstance(term, str):
         if tenant not in term:
-            return _OTHER
-        return _OWN if set(term) == {tenant} else _SHARED
-    return _OWN if term == tenant else _OTHER
+            return OTHER
+        return OWN if set(term) == {tenant} else SHARED
+    return OWN if term == tenant else OTHER
 
 
 def _pinned(scope: Mapping[str, ScopeValue], tenant: str) -> dict[str, ScopeValue]:
@@ -88,9 +104,9 @@ def tenant_view(snapshot: Snapshot, tenant: str) -> Snapshot:
     shared: list[Decision] = []
     for decision in snapshot.decisions:
         kind = _kind(decision.scope, tenant)
-        if kind == _OWN:
+        if kind == OWN:
             kept.append(decision)
-        elif kind == _SHARED and decision.action.denies:
+        elif kind == SHARED and decision.action.denies:
             shared.append(decision)
     own_budgets = {d.budget for d in kept if d.budget}
     # Aliases in the order of the real names: deterministic for one snapshot, and a name never
@@ -122,14 +138,14 @@ def tenant_view(snapshot: Snapshot, tenant: str) -> Snapshot:
     shared_exemptions: list[Exemption] = []
     for exemption in snapshot.exemptions:
         kind = _kind(exemption.scope, tenant)
-        if kind == _OTHER:
+        if kind == OTHER:
             continue
         budget = exemption.budget
         if budget is not None:
             budget = aliases.get(budget, budget)
             if budget not in present:
                 continue  # it lifts nothing this tenant is shown
-        if kind == _OWN and (exemption.budget is None or exemption.budget in own_budgets):
+        if kind == OWN and (exemption.budget is None or exemption.budget in own_budgets):
             exemptions.append(exemption)
         else:
             shared_exemptions.append(exemption)

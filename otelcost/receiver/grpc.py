@@ -22,7 +22,6 @@ from typing import Any, Final
 
 import grpc
 from grpc import aio
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otelcost.auth.binding import stamp_principal
 from otelcost.auth.keys import KEY_HEADER, KeyRing, Principal, is_loopback, presented_key
@@ -116,7 +115,7 @@ class GrpcReceiver:
         try:
             principal = self._authenticate(context)
             request = await decode_off_loop(
-                lambda: _stamped(decode_protobuf_request(body), principal), len(body)
+                lambda: stamp_principal(decode_protobuf_request(body), principal), len(body)
             )
             response = await hand_over(request, self.intake, self.stats)
             answer: bytes = response.SerializeToString()
@@ -135,19 +134,10 @@ class GrpcReceiver:
             return None
         metadata = dict(context.invocation_metadata() or ())
         key = presented_key(_text(metadata.get("authorization")), _text(metadata.get(KEY_HEADER.lower())))
-        principal = self.keys.authenticate(
-            key, surface="ingest", peer_is_loopback=is_loopback(context.peer())
+        return self.keys.admit(
+            key, surface="ingest", peer_is_loopback=is_loopback(context.peer()), role="ingest"
         )
-        if not principal.can("ingest"):
-            self.keys.count_forbidden("ingest")
-            principal.require("ingest")
-        return principal
 
 
 def _text(value: str | bytes | None) -> str | None:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-def _stamped(request: ExportTraceServiceRequest, principal: Principal | None) -> ExportTraceServiceRequest:
-    stamp_principal(request, principal)
-    return request

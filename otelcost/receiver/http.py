@@ -214,7 +214,7 @@ class HttpReceiver:
             coding = content_coding(request.headers.get("Content-Encoding"))
             wire_body = await self._read_body(request)
             export_request = await decode_off_loop(
-                lambda: self._stamped(
+                lambda: stamp_principal(
                     decode(decompress(wire_body, coding, max_size=self.config.max_request_size)), principal
                 ),
                 len(wire_body) * (1 if coding == "identity" else _INFLATION_GUESS),
@@ -230,20 +230,9 @@ class HttpReceiver:
         if self.keys is None:
             return None
         key = presented_key(request.headers.get("Authorization"), request.headers.get(KEY_HEADER))
-        principal = self.keys.authenticate(
-            key, surface="ingest", peer_is_loopback=is_loopback(request.remote)
+        return self.keys.admit(
+            key, surface="ingest", peer_is_loopback=is_loopback(request.remote), role="ingest"
         )
-        if not principal.can("ingest"):
-            self.keys.count_forbidden("ingest")
-            principal.require("ingest")
-        return principal
-
-    @staticmethod
-    def _stamped(
-        export_request: ExportTraceServiceRequest, principal: Principal | None
-    ) -> ExportTraceServiceRequest:
-        stamp_principal(export_request, principal)
-        return export_request
 
     async def _expect(self, request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue`` (curl sends it for large bodies): refuse a too large body unsent."""

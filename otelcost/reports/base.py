@@ -22,6 +22,7 @@ from otelcost.arrowjson import json_rows
 from otelcost.budgets.config import WILDCARD, BudgetConfig
 from otelcost.errors import ReportError, UnknownReportError
 from otelcost.lake.query import LakeSession, run_query
+from otelcost.policy.tenancy import OWN, TENANT_DIMENSION, tenant_term_kind
 from otelcost.pricing.config import PricingConfig
 from otelcost.reports.config import ReportsConfig
 from otelcost.reports.dimensions import parse_dimensions
@@ -176,10 +177,9 @@ class ReportContext:
 
 def _tenant_budget(budget: BudgetConfig, tenant: str) -> bool:
     """Whether a budget's limit is the tenant's alone (a shared limit would tell others' spend)."""
-    term = budget.scope.get("tenant_id")
-    if isinstance(term, list):
-        return set(term) == {tenant}
-    return term in (tenant, WILDCARD)
+    term = budget.scope.get(TENANT_DIMENSION)
+    # "*": one instance per tenant, so the tenant's instance is its own.
+    return term == WILDCARD or tenant_term_kind(term, tenant) == OWN
 
 
 @dataclass(frozen=True, slots=True)
