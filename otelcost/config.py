@@ -29,6 +29,7 @@ from otelcost.budgets.config import BudgetConfig, BudgetingConfig
 from otelcost.budgets.windows import load_zone, parse_window
 from otelcost.errors import ConfigError
 from otelcost.lake.config import LakeConfig
+from otelcost.lake.location import is_s3_url
 from otelcost.normalize.config import AttributionConfig
 from otelcost.policy.config import ApiConfig
 from otelcost.pricing.config import PricingConfig
@@ -78,7 +79,13 @@ class Config(BaseSettings):
 
     @property
     def lake_dir(self) -> Path:
-        return self.data_dir / "lake"
+        """``lake.root`` when set (shared by several writers), else ``<data_dir>/lake``."""
+        if self.lake.root is not None and is_s3_url(self.lake.root):
+            raise ConfigError(
+                f"lake.root is {self.lake.root}: only otelcost sql, lake compact and lake retention work "
+                "on an s3:// lake so far (issue 17); this needs a local or mounted lake.root"
+            )
+        return Path(self.lake.root) if self.lake.root is not None else self.data_dir / "lake"
 
     @property
     def spool_dir(self) -> Path:
@@ -228,6 +235,10 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     )
     if isinstance(ownership, dict) and ownership.get("file"):
         ownership["file"] = resolve(ownership["file"])
+    lake = data.get("lake")
+    root = lake.get("root") if isinstance(lake, dict) else None
+    if isinstance(lake, dict) and isinstance(root, str) and root.strip() and "://" not in root:
+        lake["root"] = resolve(root)
     auth = data.get("auth")
     if isinstance(auth, dict) and auth.get("keys_file"):
         auth["keys_file"] = resolve(auth["keys_file"])

@@ -373,6 +373,11 @@ _EVALUATOR_COUNTERS = frozenset(
         "alerts_delivered",
         "alerts_failed",
         "alerts_dropped",
+        "store_changes_sent",
+        "store_changes_skipped",
+        "store_changes_applied",
+        "store_resyncs",
+        "store_outages",
     }
 )
 

@@ -54,11 +54,13 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otelcost.budgets import Evaluator
+from otelcost.budgets.sink import SharedBudgetSink
 from otelcost.config import Config
 from otelcost.counters import IntakeCounters, ReplayCounters
 from otelcost.errors import LakeError, OtelcostError, TransientIngestError
 from otelcost.lake.recovery import highest_recorded_seq
 from otelcost.lake.writer import LakeWriter
+from otelcost.lake.writers import lake_writer_id, stored_writer_id
 from otelcost.prepare import BatchSummary, Preparer, decode_batch, encode_batch
 from otelcost.receiver.intake import ExportOutcome
 from otelcost.schema import without_folded
@@ -95,21 +97,30 @@ class Pipeline:
             lake_dir=config.lake_dir,
             config=config.lake,
             on_seqs_durable=self._seqs_durable if self.spool is not None else None,
+            writer_id=lake_writer_id(
+                config.data_dir, root=config.lake.root, configured=config.lake.writer_id
+            ),
         )
+        shared = config.budgeting.shared
         self.evaluator = Evaluator.from_sections(
             budgets=config.budgets,
             settings=config.budgeting,
             data_dir=config.data_dir,
             lake_dir=config.lake_dir,
             clock_ns=clock_ns,
+            # A shared store tells this process's replays from the others' by this id.
+            writer=(config.lake.writer_id or stored_writer_id(config.data_dir)) if shared else None,
         )
         self.settler = Settler(config.settle, clock_ns=clock_ns)
+        budget_sink: DurableSink = (
+            SharedBudgetSink(self.evaluator, rows=without_folded)
+            if shared
+            else DerivedSink(self.evaluator, source=self.lake, rows=without_folded)
+        )
         self.sinks: tuple[DurableSink, ...] = (
             self.lake,
-            *(
-                DerivedSink(sink, source=self.lake, rows=without_folded)
-                for sink in (self.evaluator, *extra_sinks)
-            ),
+            budget_sink,
+            *(DerivedSink(sink, source=self.lake, rows=without_folded) for sink in extra_sinks),
         )
         self.replayed = ReplayCounters()
         self._tracker = CheckpointTracker()
@@ -180,12 +191,16 @@ class Pipeline:
         if prefix is not None and self.spool is not None:
             self._checkpoint(self.spool, prefix)
 
-    @staticmethod
-    def _checkpoint(spool: Spool, seq: int) -> None:
+    def _checkpoint(self, spool: Spool, seq: int) -> None:
+        # A shared budget store holds back records it has not added to Redis yet (budgets/sink.py).
+        hold = self.evaluator.spool_hold()
+        if hold is not None:
+            seq = min(seq, hold)
         # checkpoint() ignores a seq at or below the current one, so racing callers (the flush
         # thread, the end of the replay, shutdown) cannot move it backwards.
         if seq > spool.checkpointed_seq:
             spool.checkpoint(seq)
+            self.evaluator.checkpointed(seq)
 
     def _replay(self, spool: Spool) -> None:
         """Append every spool record after the checkpoint to the sinks that lack its rows.
@@ -214,6 +229,10 @@ class Pipeline:
                 for sink, part in zip(self.sinks, parts, strict=True):
                     if part.num_rows:
                         sink.append(part, seq=record.seq)
+            if parts[0].num_rows == 0:
+                # The lake holds all of it (a shared budget store lacked it): the lake will not
+                # report this seq durable again, so it is marked here.
+                self._tracker.mark([record.seq])
             counters.records += 1
             counters.rows += rows
             if any(sink.flush_due for sink in self.sinks):
@@ -244,7 +263,7 @@ class Pipeline:
     def _continue_numbering(self, spool: Spool) -> None:
         """Never hand out a seq the lake already names (``Spool.skip_to`` says when it would)."""
         started = time.monotonic()
-        highest = highest_recorded_seq(self.config.lake_dir)
+        highest = highest_recorded_seq(self.config.lake_dir, writer=self.lake.writer_id)
         if highest > spool.last_seq and spool.depth:
             # A replayed batch could not be flushed: renumbering must wait for a clean start.
             log.error(

@@ -6,8 +6,11 @@ Any method is accepted. Dimensions come as query parameters (``?team=ml&user_id=
 200 when allowed; when throttled or blocked, ``api.check_deny_status`` (429), or the status
 asked for with ``?deny_status=403`` / ``X-Otelcost-Deny-Status: 403``, with ``Retry-After``.
 Every answer carries ``X-Otelcost-Action``, ``-Reason``, ``-Budget``, ``-Retry-After`` and
-``-Version`` headers. The ``/v1/check/<anything>`` form exists for Envoy's ``path_prefix``,
-which appends the client's path (and query, which is ignored there: the client wrote it).
+``-Version`` headers, and ``X-Otelcost-Stale: true`` while the shared budget store cannot be
+reached; then ``api.check_when_stale`` (or ``X-Otelcost-When-Stale``) says whether to decide
+from this process's totals, allow (fail open) or deny (fail closed). The ``/v1/check/<anything>``
+form exists for Envoy's ``path_prefix``, which appends the client's path (and query, which is
+ignored there: the client wrote it).
 docs/gateway-integration.md has the nginx and Envoy configurations.
 
 The otelcost key of a check comes in ``X-Otelcost-Key`` only (``access.py`` says why: the
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Final
 
 from aiohttp import web
@@ -32,7 +36,7 @@ from otelcost.api.decisions import DecisionSource, tenant_views
 from otelcost.api.responses import error_response
 from otelcost.budgets.config import SCOPE_DIMENSIONS
 from otelcost.policy.config import ApiConfig
-from otelcost.policy.decisions import CheckResult, Snapshot
+from otelcost.policy.decisions import Action, CheckResult, Snapshot
 from otelcost.policy.encoding import JSON_CONTENT_TYPE, decision_to_json
 from otelcost.policy.tenancy import TenantViews
 
@@ -40,6 +44,8 @@ __all__ = ["DENY_STATUS_HEADER", "DIMENSION_HEADER_PREFIX", "add_check_routes"]
 
 DIMENSION_HEADER_PREFIX: Final = "x-otelcost-"
 DENY_STATUS_HEADER: Final = "X-Otelcost-Deny-Status"
+WHEN_STALE_HEADER: Final = "X-Otelcost-When-Stale"
+_WHEN_STALE: Final = ("decide", "allow", "deny")
 _RESERVED_QUERY: Final = frozenset({"deny_status"})
 _HEADER_UNSAFE: Final = re.compile(r"[^\x20-\x7e]")
 
@@ -55,6 +61,7 @@ class _CheckEndpoint:
         self.source = source
         self.views = views
         self.deny_status = config.check_deny_status
+        self.when_stale = config.check_when_stale
         self.clock_ns = clock_ns
 
     @staticmethod
@@ -103,7 +110,22 @@ class _CheckEndpoint:
                 snapshot = self.views.view(snapshot, principal.tenant)
         now = self.clock_ns()
         result = snapshot.check(dimensions, now)
+        if snapshot.stale:
+            when_stale = request.headers.get(WHEN_STALE_HEADER, self.when_stale).lower()
+            if when_stale not in _WHEN_STALE:
+                return error_response(400, f"{WHEN_STALE_HEADER} must be one of {', '.join(_WHEN_STALE)}")
+            result = _when_stale(result, when_stale)
         return _check_response(result, snapshot, dimensions, deny_status)
+
+
+def _when_stale(result: CheckResult, when_stale: str) -> CheckResult:
+    """A check answered while the shared store is out of reach (``api.check_when_stale``)."""
+    why = "budget totals are stale (the shared store cannot be reached)"
+    if when_stale == "allow":
+        return CheckResult(Action.ALLOW, None, (), result.version, f"{why}; failing open")
+    if when_stale == "deny":
+        return CheckResult(Action.BLOCK, None, (), result.version, f"{why}; failing closed", retry_after=5)
+    return replace(result, reason=f"{result.reason}; {why}")
 
 
 def _check_response(
@@ -116,6 +138,8 @@ def _check_response(
         "X-Otelcost-Reason": _header_safe(result.reason),
         "Cache-Control": "no-store",
     }
+    if snapshot.stale:
+        headers["X-Otelcost-Stale"] = "true"
     if decision is not None:
         headers["X-Otelcost-Budget"] = _header_safe(decision.budget or decision.override_id or "")
     if result.retry_after is not None:
@@ -130,6 +154,7 @@ def _check_response(
         "decisions": [decision_to_json(d) for d in result.decisions],
         "version": snapshot.version,
         "etag": snapshot.etag,
+        "stale": snapshot.stale,
     }
     status = 200 if result.allowed else deny_status
     return web.Response(

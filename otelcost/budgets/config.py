@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Final, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -240,13 +241,60 @@ class BudgetingConfig(Section):
         "themselves are published at once).",
     )
 
+    store: str = Field(
+        "memory",
+        description="Where window totals live: memory (this process; the embedded default) or "
+        "redis://[user:password@]host:port/db (rediss:// for TLS, unix:///path.sock?db=N): shared by "
+        "every otelcost process that names the same Redis and store_prefix (docs/scale-out.md).",
+    )
+    store_prefix: str = Field(
+        "otelcost",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Prefix of every Redis key: deployments sharing one Redis keep apart by it.",
+    )
+    store_timeout: Duration = Field(
+        timedelta(milliseconds=500),
+        description="Per Redis command; a slower or failed one makes the decisions stale until "
+        "Redis answers again.",
+    )
+    store_pending_batches: int = Field(
+        100_000,
+        ge=1,
+        description="Batches counted locally while Redis is unreachable, kept to be added when it "
+        "returns; beyond this the receivers refuse (retryable) instead of losing counts.",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
         load_zone(value)
         return value
 
-    @field_validator("tick_interval", "snapshot_refresh", "dedup_horizon")
+    @field_validator("store")
+    @classmethod
+    def _check_store(cls, value: str) -> str:
+        value = value.strip()
+        if value != "memory" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be memory or a redis://, rediss:// or unix:// URL")
+        return value
+
+    @property
+    def shared(self) -> bool:
+        """Whether window totals are shared through Redis."""
+        return self.store != "memory"
+
+    @property
+    def store_display(self) -> str:
+        """``store`` with any password in the URL masked: for logs, errors, ``config show``."""
+        parts = urlsplit(self.store)
+        if parts.password is None:
+            return self.store
+        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    @field_validator("tick_interval", "snapshot_refresh", "dedup_horizon", "store_timeout")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -36,6 +36,13 @@ Start order (``start()``): stored admin changes are applied, every budget's open
 rebuilt from the lake, the dedup index is seeded, the first snapshot is published, alerts
 recorded but not delivered before the stop are queued again, then the threads start. Only then
 may the spool replay (see ``rebuild.py``).
+
+With ``budgeting.store: redis://`` (``shared.py``) the totals are many processes': ``consume``
+computes the batch's deltas under the lock and hands them to :class:`SharedTotals`, which adds
+them to Redis once; the engine's totals change only when the store's sync thread reads the
+changes back (its own and every other process's), under the same lock. At start the totals are
+read from Redis instead of rebuilt from the lake (rebuilt from it only when Redis cannot be
+reached, then marked stale), and the lake seeds what Redis never counted.
 """
 
 from __future__ import annotations
@@ -52,16 +59,19 @@ import pyarrow.compute as pc
 
 from otelcost.budgets.admin import BudgetAdmin, BudgetEntry
 from otelcost.budgets.alerts import AlertDispatcher, Alerts
-from otelcost.budgets.config import BudgetConfig, BudgetingConfig
+from otelcost.budgets.config import SCOPE_DIMENSIONS, BudgetConfig, BudgetingConfig
 from otelcost.budgets.dedup import DedupIndex, span_keys
+from otelcost.budgets.deltas import batch_content_id
 from otelcost.budgets.measures import BatchMeasures
 from otelcost.budgets.overrides import Override, OverrideSpec
 from otelcost.budgets.publish import Publisher, Subscriber
 from otelcost.budgets.rebuild import LakeQuery, lake_query, rebuild_rule, seed_dedup
-from otelcost.budgets.rules import Rule
+from otelcost.budgets.rules import Group, Rule
+from otelcost.budgets.shared import SharedTotals
 from otelcost.budgets.snapshot import Crossing, Engine
 from otelcost.budgets.status import InstanceStatus, instance_status
 from otelcost.budgets.store import AlertJournal
+from otelcost.budgets.totals import BudgetTotals
 from otelcost.errors import UnknownOverrideError
 from otelcost.policy.decisions import Snapshot
 
@@ -92,6 +102,7 @@ class Evaluator:
         audit_dir: Path | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         run_threads: bool = True,
+        writer: str | None = None,
     ) -> None:
         self.settings = settings or BudgetingConfig()
         self._clock_ns = clock_ns
@@ -108,7 +119,26 @@ class Evaluator:
         journal = AlertJournal(state_dir) if state_dir is not None else None
         self._alerts = Alerts(self.settings.alerts, journal)
         refresh_ns = int(self.settings.snapshot_refresh.total_seconds() * 1e9)
-        self._publisher = Publisher(self._engine, refresh_ns=refresh_ns, now_ns=now)
+        # budgeting.store: redis:// -- totals shared with every process naming that store.
+        self._shared = (
+            SharedTotals(
+                self.settings,
+                writer=writer,
+                lock=self._lock,
+                engine=lambda: self._engine,
+                on_change=self._store_changed,
+                clock_ns=clock_ns,
+            )
+            if self.settings.shared
+            else None
+        )
+        self._publisher = Publisher(
+            self._engine,
+            refresh_ns=refresh_ns,
+            now_ns=now,
+            labeller=None if self._shared is None else self._shared.label,
+            stale=lambda: self._shared is not None and self._shared.stale,
+        )
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
         self._started = False
@@ -128,9 +158,11 @@ class Evaluator:
         lake_dir: Path,
         clock_ns: Callable[[], int] = time.time_ns,
         run_threads: bool = True,
+        writer: str | None = None,
     ) -> Evaluator:
         """The evaluator of a serve process: state under ``<data_dir>/budgets``, open windows
-        rebuilt from the lake in ``lake_dir``."""
+        rebuilt from the lake in ``lake_dir`` (or read from the shared store, whose replays
+        ``writer`` names)."""
         return cls(
             budgets=budgets,
             settings=settings,
@@ -139,7 +171,13 @@ class Evaluator:
             audit_dir=lake_dir,
             clock_ns=clock_ns,
             run_threads=run_threads,
+            writer=writer,
         )
+
+    @property
+    def shared(self) -> SharedTotals | None:
+        """The shared store (``budgeting.store``), None for in-process totals."""
+        return self._shared
 
     def _rules(self, entries: dict[str, BudgetEntry]) -> list[Rule]:
         return [self._rule(entry.config) for entry in entries.values()]
@@ -158,20 +196,34 @@ class Evaluator:
         with self._lock:
             self._engine = Engine(self._rules(entries), now_ns=now)
             self._engine.set_overrides(overrides, now_ns=now)
+        # A shared store holds the totals; the lake only seeds what it counted before Redis
+        # did. A store out of reach at start: rebuilt from the lake as in-process, marked stale.
+        from_lake = self._shared is None or not self._shared.connect()
+        with self._lock:
             if self._lake is not None:
                 started = time.monotonic()
-                for rule in self._engine.rules:
-                    rebuild_rule(self._engine, rule, self._lake, now)
-                seeded = seed_dedup(self._dedup, self._engine, self._lake, now)
+                if from_lake:
+                    for rule in self._engine.rules:
+                        rebuild_rule(self._engine, rule, self._lake, now)
+                # The lake's recent ids stop a replayed call the rebuild counted from counting
+                # again. A shared store knows replays by their seq instead, and a batch that never
+                # reached Redis is in the lake too: seeded ids would drop it from the totals.
+                seeded = seed_dedup(self._dedup, self._engine, self._lake, now) if self._shared is None else 0
                 log.info(
-                    "budgets rebuilt from the lake in %.2fs (%d budgets, %d recent call ids remembered)",
+                    "budgets %s in %.2fs (%d budgets, %d recent call ids remembered)",
+                    "rebuilt from the lake" if from_lake else "read from the shared store",
                     time.monotonic() - started,
                     len(self._engine.rules),
                     seeded,
                 )
             snapshot = self._publish_locked(now, force=True)
+        if not from_lake:
+            for rule in self._engine.rules:
+                self._seed_shared(rule, now)
         self._alerts.resume(now)
         self._started = True
+        if self._shared is not None:
+            self._shared.start()
         if self._run_threads:
             self._alerts.dispatcher.start()
             self._stop.clear()
@@ -179,8 +231,40 @@ class Evaluator:
             self._ticker.start()
         self._announce([], snapshot)
 
+    def _seed_shared(self, rule: Rule, now: int) -> None:
+        """Add to the shared store, once for all processes, what the lake holds of ``rule``'s
+        open window from before the store counted it."""
+        assert self._shared is not None
+        if self._lake is None:
+            return
+        live_since = self._shared.live_since(rule, now)
+        with self._lock:
+            window = self._engine.open_window(rule.name, now)
+        if live_since is None or live_since < window.start_ns:
+            return
+        partial = Engine([rule], now_ns=now)
+        rebuild_rule(partial, rule, self._lake, now, received_until_ns=live_since)
+        self._shared.seed(rule, list(partial.entries(rule.name)), window.start_ns, live_since)
+
+    def _store_changed(self, crossings: list[Crossing], force: bool) -> None:
+        """The shared store changed the totals (or went stale or fresh): publish."""
+        with self._lock:
+            snapshot = self._publish_locked(self._clock_ns(), force=force)
+        self._announce(crossings, snapshot)
+
+    def spool_hold(self) -> int | None:
+        """How far the spool may be checkpointed (None: as far as the lake says)."""
+        return None if self._shared is None else self._shared.spool_hold()
+
+    def checkpointed(self, seq: int) -> None:
+        """The spool is checkpointed up to ``seq`` (a shared store forgets those seqs)."""
+        if self._shared is not None:
+            self._shared.checkpointed(seq)
+
     def shutdown(self) -> None:
         """Stop the threads. Nothing to flush: totals are rebuilt from the lake at start."""
+        if self._shared is not None:
+            self._shared.shutdown()
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join()
@@ -198,16 +282,20 @@ class Evaluator:
 
     # -- data path -----------------------------------------------------------------------------
 
-    def consume(self, batch: pa.Table) -> None:
+    def consume(self, batch: pa.Table, *, seq: int | None = None) -> None:
         """Count a batch of priced calls; never raises (see the module docstring).
 
         Rows of attribution changes (``attribution_change`` before / after, ``otelcost/settle``)
         move spend: the *before* rows are taken away from their scope, the *after* rows added
-        to theirs, so a call counts once, under its latest attribution.
+        to theirs, so a call counts once, under its latest attribution. ``seq``: the batch's
+        spool record, which a shared store adds once however often it is replayed.
         """
         if batch.num_rows == 0:
             return
         started = time.perf_counter()
+        if self._shared is not None:
+            self._consume_shared(batch, seq, started)
+            return
         try:
             calls, before, after = _split_changes(batch)
             with self._lock:
@@ -235,6 +323,38 @@ class Evaluator:
         finally:
             self.last_consume_seconds = time.perf_counter() - started
         self._announce(crossings, snapshot)
+
+    def _consume_shared(self, batch: pa.Table, seq: int | None, started: float) -> None:
+        """The deltas of a batch go to the shared store; totals change when they come back."""
+        assert self._shared is not None
+        try:
+            calls, before, after = _split_changes(batch)
+            with self._lock:
+                now = self._clock_ns()
+                self._engine.advance(now)
+                ledger = self._engine.ledger
+                groups: list[tuple[BudgetTotals, Group]] = []
+                if calls.num_rows:
+                    measures = BatchMeasures(calls)
+                    keys = span_keys(calls["trace_id"], calls["span_id"])
+                    new = self._dedup.admit(keys, int(measures.received_ns.max()))
+                    admitted = int(new.sum())
+                    self.calls_seen += calls.num_rows
+                    self.calls_counted += admitted
+                    if admitted:
+                        rows = None if admitted == calls.num_rows else new
+                        groups += ledger.groups(measures, rows, now)
+                if before.num_rows:
+                    self.attribution_changes += before.num_rows
+                    groups += ledger.groups(BatchMeasures(before, sign=-1, change=True), None, now)
+                    groups += ledger.groups(BatchMeasures(after, change=True), None, now)
+                deltas = self._shared.deltas(groups)
+            self._shared.send(deltas, seq=seq, content_id=batch_content_id(batch, SCOPE_DIMENSIONS))
+        except Exception:
+            self.consume_errors += 1
+            log.exception("budget evaluation of a batch of %d calls failed", batch.num_rows)
+        finally:
+            self.last_consume_seconds = time.perf_counter() - started
 
     def tick(self) -> None:
         """Expire overrides, roll and drain windows, refresh spend figures."""
@@ -269,6 +389,8 @@ class Evaluator:
 
     def _announce(self, crossings: list[Crossing], snapshot: Snapshot | None) -> None:
         """Alert the crossings, then hand a new snapshot to the subscribers (outside the lock)."""
+        if self._shared is not None:
+            crossings = self._shared.claim(crossings)
         self._alerts.send(crossings)
         self._publisher.hand_over(snapshot)
 
@@ -304,6 +426,7 @@ class Evaluator:
             "alerts_failed": dispatcher.failed,
             "alerts_dropped": dispatcher.dropped,
             "alerts_pending": dispatcher.pending,
+            **({} if self._shared is None else self._shared.counters()),
         }
 
     # -- admin: persisted and audited by BudgetAdmin, applied here --------------------------------
@@ -344,6 +467,10 @@ class Evaluator:
                 kept, crossings = False, []
             # Calls received from here on are counted live; the lake fills in the rest.
             received_until = self._engine.as_of_ns if self._engine.as_of_ns is not None else now
+        if self._shared is not None:
+            if not kept:
+                self._seed_shared(rule, now)  # the sync thread reads the new totals back
+            return crossings
         if not kept and self._lake is not None:
             partial = Engine([rule], now_ns=now)
             rebuild_rule(partial, rule, self._lake, now, received_until_ns=received_until)

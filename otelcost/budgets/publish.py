@@ -10,6 +10,7 @@ only hand the snapshot over (the API server's callback is one ``loop.call_soon_t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Callable
@@ -24,13 +25,31 @@ log = logging.getLogger(__name__)
 Subscriber = Callable[[Snapshot], None]
 
 
-class Publisher:
-    """The current :class:`Snapshot` of an engine and its subscribers."""
+Labeller = Callable[[Snapshot], tuple[int, str]]
+"""A shared store's (version, epoch) for a snapshot (``shared.SharedTotals.label``)."""
 
-    def __init__(self, engine: Engine, *, refresh_ns: int, now_ns: int) -> None:
+
+class Publisher:
+    """The current :class:`Snapshot` of an engine and its subscribers.
+
+    With a shared store (``labeller``), the version and epoch come from the store, so every
+    process labels equal totals alike, and ``stale()`` says whether the store is out of reach.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        refresh_ns: int,
+        now_ns: int,
+        labeller: Labeller | None = None,
+        stale: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.epoch = secrets.token_hex(4)
         self._version = 0
         self._refresh_ns = refresh_ns
+        self._labeller = labeller
+        self._stale = stale
         self.snapshot = engine.snapshot(version=0, epoch=self.epoch, now_ns=now_ns)
         self._last_publish_ns = now_ns
         self._subscribers: list[Subscriber] = []
@@ -42,7 +61,12 @@ class Publisher:
         if not (force or engine.decisions_changed or due):
             return None
         self._version += 1
-        self.snapshot = engine.snapshot(version=self._version, epoch=self.epoch, now_ns=now_ns)
+        snapshot = engine.snapshot(version=self._version, epoch=self.epoch, now_ns=now_ns)
+        if self._labeller is not None:
+            snapshot = dataclasses.replace(snapshot, stale=self._stale(), _cache={})
+            version, epoch = self._labeller(snapshot)
+            snapshot = dataclasses.replace(snapshot, version=version, epoch=epoch, _cache={})
+        self.snapshot = snapshot
         self._last_publish_ns = now_ns
         return self.snapshot
 

@@ -9,6 +9,8 @@ dimensions) and, for a window that slides, by bucket, with exact int64 sums.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
@@ -65,6 +67,7 @@ class Rule:
     ladder: Ladder
     """``ladder[c]``: the action with ``c`` thresholds crossed, and the threshold it comes from."""
     _levels: dict[int, list[int]] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _shape: list[str] = field(default_factory=list, compare=False, hash=False, repr=False)
 
     @classmethod
     def of(cls, config: BudgetConfig, window: Window) -> Rule:
@@ -90,6 +93,16 @@ class Rule:
 
     def to_amount(self, units: int) -> Decimal:
         return pico_to_decimal(units) if self.metric in MONEY_METRICS else Decimal(units)
+
+    @property
+    def shape(self) -> str:
+        """:meth:`same_totals` as a short id (12 hex digits): rules of one shape count the same
+        calls the same way, so a shared store keeps their totals together (``shared.py``)."""
+        if not self._shape:
+            scope = json.dumps(self.config.scope, sort_keys=True)
+            text = f"{scope}|{self.window!r}|{self.metric}"
+            self._shape.append(hashlib.sha256(text.encode()).hexdigest()[:12])
+        return self._shape[0]
 
     def same_totals(self, other: Rule) -> bool:
         """Whether totals kept for ``other`` are valid for this rule (scope, window, metric)."""

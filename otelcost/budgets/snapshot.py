@@ -216,6 +216,31 @@ class Engine:
         """Add totals rebuilt from the lake (no alerts: those crossings happened before)."""
         self.ledger.seed(budget, group)
 
+    def apply(self, budget: str, group: Group, now_ns: int) -> list[Crossing]:
+        """Add one total counted elsewhere (a shared store's change) and evaluate its instance."""
+        instance = self.ledger.seed(budget, group)
+        self.ledger.spend_changed = True
+        # As in Ledger.add: a total that only grew and stays below its first threshold cannot
+        # have changed a decision.
+        if group[2] >= 0 and instance.units < instance.quiet_below:
+            return []
+        return self._evaluate(self.ledger[budget], group[0], instance, now_ns, emit=True)
+
+    def replace_totals(
+        self, budget: str, groups: Iterable[Group], now_ns: int, *, emit: bool = True
+    ) -> list[Crossing]:
+        """Replace ``budget``'s totals (a shared store's) and evaluate every instance; decisions
+        of instances without totals any more are dropped."""
+        totals = self.ledger.replace(budget, groups)
+        decisions = self._decisions[budget]
+        for key in [k for k in decisions if k not in totals.instances]:
+            del decisions[key]
+            self.decisions_changed = True
+        crossings: list[Crossing] = []
+        for key, instance in totals.instances.items():
+            crossings += self._evaluate(totals, key, instance, now_ns, emit=emit)
+        return crossings
+
     def entries(self, budget: str) -> Iterator[Group]:
         """Every total kept for ``budget``, in the form :meth:`seed` takes."""
         return self.ledger[budget].entries()

@@ -17,7 +17,7 @@ unpriced calls and the newest receive time counted, kept per bucket for a window
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -189,6 +189,20 @@ class Ledger:
         received = measures.received_ns if rows is None else measures.received_ns[rows]
         newest = int(received.max())
         self.as_of_ns = newest if self.as_of_ns is None else max(self.as_of_ns, newest)
+        for totals, group in self.groups(measures, rows, now_ns):
+            self.spend_changed = True
+            instance = totals.add(group)
+            # Most instances are far from any threshold: a total that only grows cannot
+            # change a decision before it reaches the first threshold. One that shrank (an
+            # attribution change moved spend away) is evaluated again.
+            if measures.sign < 0 or instance.units >= instance.quiet_below:
+                yield totals, group[0], instance
+
+    def groups(
+        self, measures: BatchMeasures, rows: npt.NDArray[np.bool_] | None, now_ns: int
+    ) -> Iterator[tuple[BudgetTotals, Group]]:
+        """What :meth:`add` would add, budget by budget, without adding it (a shared store
+        sends these to every process instead, ``budgets/shared.py``); counts late calls."""
         for totals in self.budgets.values():
             rule = totals.rule
             mask, buckets, late = rule.select(measures, rows, totals.window, now_ns)
@@ -196,17 +210,27 @@ class Ledger:
                 self.late_calls += late
             if mask is not None and not mask.any():
                 continue
-            self.spend_changed = True
             for group in rule.groups(measures, mask, buckets):
-                instance = totals.add(group)
-                # Most instances are far from any threshold: a total that only grows cannot
-                # change a decision before it reaches the first threshold. One that shrank (an
-                # attribution change moved spend away) is evaluated again.
-                if measures.sign < 0 or instance.units >= instance.quiet_below:
-                    yield totals, group[0], instance
+                yield totals, group
 
-    def seed(self, budget: str, group: Group) -> None:
-        """Add totals rebuilt from the lake."""
-        self.budgets[budget].add(group)
+    def seed(self, budget: str, group: Group) -> Instance:
+        """Add totals rebuilt from the lake (or counted by another process)."""
+        instance = self.budgets[budget].add(group)
         as_of = group[5]
         self.as_of_ns = as_of if self.as_of_ns is None else max(self.as_of_ns, as_of)
+        return instance
+
+    def replace(self, budget: str, groups: Iterable[Group]) -> BudgetTotals:
+        """Replace ``budget``'s totals with ``groups`` (a shared store's, ``budgets/shared.py``),
+        keeping which thresholds each instance had crossed, so no crossing is reported twice."""
+        totals = self.budgets[budget]
+        before = totals.instances
+        totals.instances = {}
+        for group in groups:
+            self.seed(budget, group)
+        for key, instance in totals.instances.items():
+            previous = before.get(key)
+            if previous is not None:
+                instance.crossed = previous.crossed
+        self.spend_changed = True
+        return totals

@@ -25,7 +25,9 @@ def config() -> None:
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def show(config_path: Path | None, data_dir: Path | None, fmt: str) -> None:
     """Print the effective configuration: defaults < file < OTELCOST_* env < flags."""
-    effective = load_cli_config(config_path, data_dir).model_dump(mode="json")
+    loaded = load_cli_config(config_path, data_dir)
+    effective = loaded.model_dump(mode="json")
+    effective["budgeting"]["store"] = loaded.budgeting.store_display  # no password on screen
     if fmt == "json":
         click.echo(json.dumps(effective, indent=2))
     else:

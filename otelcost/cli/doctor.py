@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from otelcost.cli.common import config_options, load_cli_config
+from otelcost.cli.common import config_options, load_cli_config, otelcost_errors
 from otelcost.config import Config
 from otelcost.configtypes import parse_listen
 from otelcost.doctor import CheckResult, Limits, Status, Target, run_checks, worst
@@ -206,14 +206,15 @@ def doctor(
             )
         except (OSError, ssl.SSLError) as exc:
             raise click.UsageError(f"cannot use --ca-file/--client-cert/--client-key: {exc}") from exc
-    target = build_target(
-        config,
-        api=api,
-        otlp_grpc=otlp_grpc,
-        otlp_http=otlp_http,
-        use_data_dir=not no_files,
-        api_tls=api_tls,
-    )
+    with otelcost_errors():  # an s3:// lake.root has no lake directory to check yet
+        target = build_target(
+            config,
+            api=api,
+            otlp_grpc=otlp_grpc,
+            otlp_http=otlp_http,
+            use_data_dir=not no_files,
+            api_tls=api_tls,
+        )
     limits = Limits(
         timeout_seconds=timeout,
         catalog_max_age_days=catalog_max_age_days,

@@ -24,8 +24,11 @@ from otelcost.cli.common import (
 )
 from otelcost.cli.output import emit, output_options
 from otelcost.jobs.compact import CompactionResult, compact_lake
+from otelcost.jobs.compact_s3 import compact_s3_lake
 from otelcost.jobs.retention import RetentionPlan, apply_retention, plan_retention
+from otelcost.jobs.retention_s3 import apply_s3_retention, plan_s3_retention
 from otelcost.lake.config import LakeConfig
+from otelcost.lake.s3 import open_s3_lake
 
 __all__ = ["COMMANDS", "lake"]
 
@@ -60,6 +63,8 @@ def compact_command(
 ) -> None:
     """Merge each day's small files into one file sorted by ts.
 
+    On an s3:// lake.root there is no lock: run it from one place at a time (docs/durability.md).
+
     Files smaller than lake.compaction.target_file_size are merged once a day has at least
     lake.compaction.min_files of them; larger files are kept. Each day is swapped atomically
     (queries see the old files or the new ones) under the lake lock, so it is safe while
@@ -69,16 +74,30 @@ def compact_command(
     config = load_cli_config(config_path, data_dir)
     settings = config.lake.compaction
     with otelcost_errors():
-        results = compact_lake(
-            config.lake_dir,
-            since=parse_day(since, "--since"),
-            until=parse_day(until, "--until"),
-            target_file_size=settings.target_file_size,
-            min_files=min_files if min_files is not None else settings.min_files,
-            compression=config.lake.compression,
-            row_group_size=config.lake.row_group_size,
-            dry_run=dry_run,
-            lock_timeout=lock_timeout,
+        s3_lake = open_s3_lake(config.lake.root)
+        results = (
+            compact_s3_lake(
+                s3_lake,
+                since=parse_day(since, "--since"),
+                until=parse_day(until, "--until"),
+                target_file_size=settings.target_file_size,
+                min_files=min_files if min_files is not None else settings.min_files,
+                compression=config.lake.compression,
+                row_group_size=config.lake.row_group_size,
+                dry_run=dry_run,
+            )
+            if s3_lake is not None
+            else compact_lake(
+                config.lake_dir,
+                since=parse_day(since, "--since"),
+                until=parse_day(until, "--until"),
+                target_file_size=settings.target_file_size,
+                min_files=min_files if min_files is not None else settings.min_files,
+                compression=config.lake.compression,
+                row_group_size=config.lake.row_group_size,
+                dry_run=dry_run,
+                lock_timeout=lock_timeout,
+            )
         )
     if not results and fmt == "table":
         click.echo("The lake has no partitions in that range.")
@@ -139,7 +158,10 @@ def retention_command(
         raise click.UsageError("lake.retention is not set (null keeps the lake forever): pass --retention")
     now = datetime.now(UTC)
     with otelcost_errors():
-        if dry_run:
+        s3_lake = open_s3_lake(config.lake.root)
+        if s3_lake is not None:  # no lock on S3: run it from one place at a time
+            plan = (plan_s3_retention if dry_run else apply_s3_retention)(s3_lake, retention, now)
+        elif dry_run:
             plan = plan_retention(config.lake_dir, retention, now)
         else:
             plan = apply_retention(config.lake_dir, retention, now, lock_timeout=lock_timeout)

@@ -51,7 +51,8 @@ def _moment(value: str | None) -> datetime:
 
 def _pricing_config(config_path: Path | None, data_dir: Path | None) -> tuple[PricingConfig, Path]:
     config = load_cli_config(config_path, data_dir)
-    return config.pricing, config.lake_dir
+    with otelcost_errors():  # an s3:// lake.root: not for these commands yet
+        return config.pricing, config.lake_dir
 
 
 @click.group("pricing")

@@ -16,6 +16,7 @@ from otelcost.cli.output import emit, output_options
 from otelcost.errors import LakeError
 from otelcost.lake.layout import table_dir
 from otelcost.lake.query import run_query
+from otelcost.lake.s3 import open_s3_lake
 
 __all__ = ["COMMANDS", "parse_params", "sql"]
 
@@ -78,14 +79,15 @@ def sql(
             query = stdin.read()
     bound = parse_params(params)
     config = load_cli_config(config_path, data_dir)
-    if not table_dir(config.lake_dir).is_dir():
+    lake = open_s3_lake(config.lake.root)  # lake.root: s3://... (otelcost/lake/s3.py)
+    if lake is None and not table_dir(config.lake_dir).is_dir():
         click.echo(
             f"warning: there is no lake at {config.lake_dir} yet, so llm_calls is empty "
             "(is --data-dir or OTELCOST_DATA_DIR right?)",
             err=True,
         )
     try:
-        result = run_query(config.lake_dir, query, bound or None, timeout=timeout or None)
+        result = run_query(lake or config.lake_dir, query, bound or None, timeout=timeout or None)
     except LakeError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise click.ClickException(first_line) from exc

@@ -23,6 +23,7 @@ from otelcost.pricing.config import PricingConfig
 
 __all__ = [
     "check_api",
+    "check_budget_store",
     "check_catalog",
     "check_clock_skew",
     "check_disk",
@@ -147,6 +148,35 @@ def check_spool(metrics: Metrics | None, max_size: int | None) -> CheckResult:
             "io: check the data directory's disk (kernel log); full: see why the lake fell behind then",
         )
     return CheckResult("spool", Status.OK, f"{depth} records ({size} bytes) waiting for the lake")
+
+
+def check_budget_store(metrics: Metrics | None) -> CheckResult:
+    """The shared budget store (``budgeting.store: redis://``), from what the server reports."""
+    if metrics is None:
+        return CheckResult(
+            "budget-store", Status.FAIL, "no /metrics to read the budget store from", "see the api check"
+        )
+    if not metrics.has("otelcost_budget_store_online"):
+        return CheckResult("budget-store", Status.OK, "in-process (budgeting.store: memory)")
+    pending = int(metrics.value("otelcost_budget_store_pending"))
+    version = int(metrics.value("otelcost_budget_store_version"))
+    if not metrics.value("otelcost_budget_store_online"):
+        return CheckResult(
+            "budget-store",
+            Status.FAIL,
+            f"Redis cannot be reached: decisions are stale, {pending} batch(es) counted here only, "
+            "waiting to be added",
+            "check budgeting.store (reachable, not out of memory, not loading); the batches are added "
+            "once when it answers (docs/scale-out.md)",
+        )
+    if pending:
+        return CheckResult(
+            "budget-store",
+            Status.WARN,
+            f"Redis answers again; {pending} batch(es) counted while it did not are still being added",
+            "wait; if the number does not fall, look at the server's log",
+        )
+    return CheckResult("budget-store", Status.OK, f"shared through Redis, at store version {version}")
 
 
 def check_disk(target: Target, limits: Limits) -> CheckResult:

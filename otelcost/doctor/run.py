@@ -30,6 +30,7 @@ def run_checks(target: Target, limits: Limits, *, now: datetime | None = None) -
             metrics = parse_metrics(scraped.body)
     results += [
         checks.check_spool(metrics, target.spool_max_size),
+        checks.check_budget_store(metrics),
         checks.check_disk(target, limits),
         checks.check_lake_writable(target, metrics),
         checks.check_lake_lag(target, metrics, limits, now),

@@ -16,9 +16,16 @@ A partition is compacted in two phases, so that live flushes never wait for a me
    phase 1) plus the merged file are swapped in by ``lake.swap.swap_partition``: a reader sees
    the old set of files or the new set, never both, never neither.
 
-The merged file's footer carries the union of the spool seqs of the files it replaces and the
-kept files keep theirs (same inodes), so ``read_partition_seqs`` is unchanged and a spool replay
-still skips the records already in the lake (``lake/recovery.py``). Rows are only reordered.
+The merged file's footer carries the union of the spool seqs of the files it replaces, each
+writer's under its own id (the files of every writer of a shared ``lake.root`` are merged
+together), and the kept files keep theirs (same inodes), so ``read_partition_writer_seqs`` is
+unchanged and the spool replay of any writer still skips its records already in the lake
+(``lake/recovery.py``). Rows are only reordered.
+
+Several processes may compact one shared root at once (each ``serve`` runs a :class:`Compactor`):
+both may merge a day in phase 1, the first swap wins, and the second finds its merged files gone
+in phase 2 and leaves the day alone. The wasted merge is why one writer with compaction enabled
+is enough (docs/durability.md).
 
 :class:`Compactor` runs :func:`compact_lake` on a background thread of ``otelcost serve``, and
 ``lake.retention`` (``retention.py``) on the same schedule.
@@ -53,7 +60,7 @@ from otelcost.lake.layout import (
 )
 from otelcost.lake.locking import lake_lock
 from otelcost.lake.publish import DEFAULT_COMPRESSION, DEFAULT_ROW_GROUP_SIZE, write_parquet
-from otelcost.lake.seqs import SeqSet, read_file_seqs, with_seqs
+from otelcost.lake.seqs import WriterSeqs, read_file_writer_seqs, with_seqs
 from otelcost.lake.swap import stage_directory, swap_partition
 from otelcost.schema import RECORD_SCHEMA
 
@@ -197,6 +204,11 @@ def compact_partition(
                 # The day was rewritten between the phases (a reprice, another compaction):
                 # the merged file describes files that are gone. Leave the day as it is now.
                 return result(plan, files_after=len(live_files), bytes_after=None, rewritten=False)
+            if not (staged / merged_name).exists():
+                # Another writer of a shared root started between the phases, and its recover()
+                # removed what was staged. Next round.
+                log.info("the merge of %s was removed from .staging by another writer's start", day)
+                return result(plan, files_after=len(live_files), bytes_after=None, rewritten=False)
             # Files flushed during phase 1 are kept, like the large ones.
             kept = [path for path in live_files if path.name not in merged_away]
 
@@ -220,13 +232,14 @@ def _merge(
     checkpoint: Callable[[], None],
 ) -> None:
     """Write the rows of ``paths``, sorted by ``ts``, to ``target`` (fsynced), with the union
-    of their spool seqs in its footer."""
-    tables, seqs = [], [SeqSet()]
+    of their spool seqs in its footer, each writer's under its id (files of several writers of a
+    shared root are merged together)."""
+    tables, seqs = [], [WriterSeqs()]
     for path in paths:
         checkpoint()
         try:
             tables.append(conform_stored(pq.read_table(path, partitioning=None), source=str(path)))
-            seqs.append(read_file_seqs(path))
+            seqs.append(read_file_writer_seqs(path))
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise io_error(f"read {path}", exc) from exc
     merged = sort_by_ts(pa.concat_tables(tables) if tables else RECORD_SCHEMA.empty_table())

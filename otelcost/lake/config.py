@@ -4,14 +4,19 @@ of the one ``Config`` model (``otelcost/config.py``)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field, field_validator
 
 from otelcost.configtypes import ByteSize, Duration, Section
+from otelcost.lake.location import S3Root, is_s3_url
 
-__all__ = ["CompactionConfig", "LakeConfig"]
+__all__ = ["WRITER_ID_PATTERN", "CompactionConfig", "LakeConfig"]
+
+WRITER_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+"""A writer id (``lake.writer_id``, ``lake/writers.py``): it is a JSON key in every footer."""
 
 
 class CompactionConfig(Section):
@@ -47,7 +52,24 @@ class CompactionConfig(Section):
 
 
 class LakeConfig(Section):
-    """The Parquet lake under ``<data_dir>/lake``."""
+    """The Parquet lake: ``<data_dir>/lake``, or ``lake.root`` shared by several writers."""
+
+    root: str | None = Field(
+        None,
+        description="Where the lake lives; null: <data_dir>/lake. Several otelcost serve "
+        "processes (each with its own data_dir and spool) may share one root: each keeps its "
+        "spool seqs under its writer id (docs/durability.md). A relative path in the YAML file is "
+        "resolved against the file's folder, from the environment against the working directory. "
+        "s3://bucket/prefix: read by otelcost sql, rewritten by otelcost lake compact and lake "
+        "retention; serve, the reports and the other jobs refuse it for now (docs/durability.md, "
+        "'The lake on S3').",
+    )
+    writer_id: str | None = Field(
+        None,
+        description="This process's name among the writers of a shared lake.root; null: generated "
+        "once and kept in <data_dir>/lake-writer-id (or, without lake.root, the unnamed single "
+        "writer). Change it only after a clean stop: the spool replays under it.",
+    )
 
     flush_interval: Duration = Field(
         timedelta(seconds=2), description="Buffered rows are written at least this often."
@@ -67,6 +89,28 @@ class LakeConfig(Section):
     def _positive_interval(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be greater than zero")
+        return value
+
+    @field_validator("root")
+    @classmethod
+    def _local_root(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("must not be empty (null keeps the lake in <data_dir>/lake)")
+        if is_s3_url(value):
+            S3Root.parse(value)  # ValueError names what is wrong
+            return value
+        scheme, separator, _ = value.partition("://")
+        if separator:
+            raise ValueError(f"unsupported scheme {scheme!r}: give a file system path")
+        return value
+
+    @field_validator("writer_id")
+    @classmethod
+    def _valid_writer_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(WRITER_ID_PATTERN, value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
         return value
 
     @field_validator("retention")

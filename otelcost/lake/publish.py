@@ -7,8 +7,13 @@ UTC day and is all or nothing: if anything fails, the files already renamed are 
 so a retry of the same rows never duplicates them.
 
 **Every file names the spool records of its rows.** The footer's key-value metadata carries
-``otelcost.spool_seqs`` (``seqs.py``), the seqs of the spool records whose rows the file holds, so
-that a replay after a crash can tell which records already reached the lake (``recovery.py``).
+the seqs of the spool records whose rows the file holds, under the writer id of the spool
+(``seqs.py``, ``writers.py``), so that a replay after a crash can tell which of its records
+already reached the lake (``recovery.py``).
+
+**Names never collide between writers.** A file's name is its write time in microseconds plus
+48 random bits (``layout.new_file_name``), and every writer of a shared root publishes into the
+same directories under such names.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from otelcost.lake.layout import (
     split_by_table,
     table_dir,
 )
-from otelcost.lake.seqs import SeqSet, with_seqs
+from otelcost.lake.seqs import UNNAMED_WRITER, SeqSet, WriterSeqs, with_seqs
 
 __all__ = [
     "DEFAULT_COMPRESSION",
@@ -118,6 +123,7 @@ def write_files(
     compression: str = DEFAULT_COMPRESSION,
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
     spool_seqs: Mapping[date, SeqSet] | None = None,
+    writer: str = UNNAMED_WRITER,
 ) -> list[Path]:
     """Write a RECORD_SCHEMA table as one new file per table and UTC day of ``ts``; return the
     files. Calls go to ``llm_calls``, rows folded into another call to ``duplicate_spans``
@@ -126,7 +132,8 @@ def write_files(
     ``spool_seqs`` names, per day, the spool records whose rows are in the table; each day's
     files record that set in their footers (a record with no row in one of the two tables is
     named there all the same, which is harmless: the replay asks each table only about the rows
-    it would hold).
+    it would hold). The seqs are ``writer``'s, the writer id of the spool that numbered them
+    (``writers.py``).
 
     All or nothing: every file is first written under a hidden ``.tmp`` name and fsynced, then
     all are renamed into place and the directories fsynced. If anything fails, the files already
@@ -156,7 +163,7 @@ def write_files(
             seqs = spool_seqs.get(day) if spool_seqs else None
             write_parquet(
                 temp,
-                with_seqs(part, seqs) if seqs else part,
+                with_seqs(part, WriterSeqs.single(writer, seqs)) if seqs else part,
                 compression=compression,
                 row_group_size=row_group_size,
             )

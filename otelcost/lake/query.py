@@ -14,6 +14,9 @@ ours installed::
     SELECT * FROM read_parquet('<lake_dir>/llm_calls/*/*.parquet',
         hive_partitioning = true, union_by_name = true, hive_types = {'date': DATE})
 
+On S3 (``lake.root: s3://...``) each table reads an Arrow dataset of its live files instead
+(``s3.py``: the DuckDB here has no ``httpfs`` offline), registered on the connection.
+
 ``union_by_name`` matches columns by name, so files written before a column was added read it
 as NULL. The view adds two things on top: it is unioned with a typed, zero-row select built from
 ``RECORD_SCHEMA``, so every column of the contract exists with its type even when the lake is
@@ -59,6 +62,7 @@ import pyarrow as pa
 from otelcost.errors import LakeError
 from otelcost.lake.audit import AUDIT_SCHEMA, AUDIT_TABLE_NAME
 from otelcost.lake.layout import CHANGES_TABLE_NAME, DUPLICATES_TABLE_NAME, FILE_SUFFIX, TABLE_NAME, table_dir
+from otelcost.lake.s3 import S3Lake
 from otelcost.schema import ATTRIBUTION_DIMENSIONS, PARTITION_COLUMN, RECORD_SCHEMA
 
 __all__ = [
@@ -145,15 +149,37 @@ def _has_files(lake_dir: Path, table: str) -> bool:
     return root.is_dir() and any(root.glob(f"*/*{FILE_SUFFIX}"))
 
 
-def _table_sql(lake_dir: Path, table: str, schema: pa.Schema = RECORD_SCHEMA) -> str:
+_TABLES: Final = (
+    (TABLE_NAME, RECORD_SCHEMA),
+    (DUPLICATES_TABLE_NAME, RECORD_SCHEMA),
+    (CHANGES_TABLE_NAME, RECORD_SCHEMA),
+    (AUDIT_TABLE_NAME, AUDIT_SCHEMA),
+)
+
+
+def _sources(connection: duckdb.DuckDBPyConnection, lake: Path | S3Lake) -> dict[str, str]:
+    """What each table with files reads: a ``read_parquet`` of the lake's glob, or on S3 (no
+    httpfs in this DuckDB offline) an Arrow dataset of the live files registered by name."""
+    sources = {}
+    for table, schema in _TABLES:
+        if isinstance(lake, S3Lake):
+            dataset = lake.dataset(table, schema)
+            if dataset is not None:
+                connection.register(f"_s3_{table}", dataset)
+                sources[table] = _identifier(f"_s3_{table}")
+        elif _has_files(lake, table):
+            sources[table] = (
+                f"read_parquet({_sql_string(lake_glob(lake, table))}, hive_partitioning = true, "
+                f"union_by_name = true, hive_types = {{{_sql_string(PARTITION_COLUMN)}: DATE}})"
+            )
+    return sources
+
+
+def _table_sql(source: str | None, schema: pa.Schema = RECORD_SCHEMA) -> str:
     """Every row of one table's files, typed by ``schema`` (see the module docstring)."""
     empty = _typed_empty_select(schema)
-    if not _has_files(lake_dir, table):
+    if source is None:
         return empty
-    source = (
-        f"read_parquet({_sql_string(lake_glob(lake_dir, table))}, hive_partitioning = true, "
-        f"union_by_name = true, hive_types = {{{_sql_string(PARTITION_COLUMN)}: DATE}})"
-    )
     # The typed empty select comes first: UNION BY NAME keeps its column order and types, and
     # appends columns that only the files have (written by a newer otelcost) at the end.
     return f"{empty} UNION ALL BY NAME SELECT * FROM {source}"
@@ -162,17 +188,17 @@ def _table_sql(lake_dir: Path, table: str, schema: pa.Schema = RECORD_SCHEMA) ->
 _SETTLED_COLUMNS: Final = (*ATTRIBUTION_DIMENSIONS, "attribution_status", "missing_dimensions")
 
 
-def _calls_view_sql(lake_dir: Path) -> str:
+def _calls_view_sql(sources: Mapping[str, str]) -> str:
     """``llm_calls``: the calls, each with its latest attribution.
 
     A call whose attribution changed after it was stored (``attribution_changes``, written by
     ``otelcost/settle``) shows the dimensions of its latest *after* row; the others are their
     stored row as it is. Without any change the view is the files alone.
     """
-    calls = _table_sql(lake_dir, TABLE_NAME)
-    if not _has_files(lake_dir, CHANGES_TABLE_NAME):
+    calls = _table_sql(sources.get(TABLE_NAME))
+    if CHANGES_TABLE_NAME not in sources:
         return f"CREATE VIEW {TABLE_NAME} AS {calls}"
-    changes = _table_sql(lake_dir, CHANGES_TABLE_NAME)
+    changes = _table_sql(sources[CHANGES_TABLE_NAME])
     settled = ", ".join(_identifier(name) for name in ("trace_id", "span_id", *_SETTLED_COLUMNS))
     replaced = ", ".join(
         f"CASE WHEN latest.span_id IS NULL THEN stored.{_identifier(name)} "
@@ -189,7 +215,7 @@ def _calls_view_sql(lake_dir: Path) -> str:
     )
 
 
-def connect(lake_dir: Path, *, tenant: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(lake_dir: Path | S3Lake, *, tenant: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the ``llm_calls`` view over the lake in ``lake_dir``.
 
     File access is limited to ``lake_dir`` and the configuration is locked (see the module
@@ -199,7 +225,7 @@ def connect(lake_dir: Path, *, tenant: str | None = None) -> duckdb.DuckDBPyConn
     """
     connection = duckdb.connect(":memory:")
     try:
-        _prepare(connection, Path(lake_dir).resolve(), tenant)
+        _prepare(connection, _resolved(lake_dir), tenant)
     except duckdb.Error as exc:
         connection.close()
         raise LakeError(f"cannot open the lake in {lake_dir}: {exc}") from exc
@@ -212,23 +238,31 @@ def _tenant_rows(select: str, tenant: str | None) -> str:
     return f"SELECT * FROM ({select}) WHERE {_identifier(TENANT_COLUMN)} = {_sql_string(tenant)}"
 
 
-def _prepare(connection: duckdb.DuckDBPyConnection, lake_dir: Path, tenant: str | None = None) -> None:
+def _resolved(lake: Path | S3Lake) -> Path | S3Lake:
+    return lake if isinstance(lake, S3Lake) else Path(lake).resolve()
+
+
+def _prepare(
+    connection: duckdb.DuckDBPyConnection, lake_dir: Path | S3Lake, tenant: str | None = None
+) -> None:
     connection.execute("SET enable_progress_bar = false")
     connection.execute("SET TimeZone = 'UTC'")
-    calls = _calls_view_sql(lake_dir)
+    sources = _sources(connection, lake_dir)
+    calls = _calls_view_sql(sources)
     if tenant is not None:
         prefix = f"CREATE VIEW {TABLE_NAME} AS "
         calls = prefix + _tenant_rows(calls.removeprefix(prefix), tenant)
     connection.execute(calls)
     for table in (DUPLICATES_TABLE_NAME, CHANGES_TABLE_NAME):
-        connection.execute(f"CREATE VIEW {table} AS {_tenant_rows(_table_sql(lake_dir, table), tenant)}")
+        connection.execute(f"CREATE VIEW {table} AS {_tenant_rows(_table_sql(sources.get(table)), tenant)}")
     audit = (
         _typed_empty_select(AUDIT_SCHEMA)
         if tenant is not None
-        else _table_sql(lake_dir, AUDIT_TABLE_NAME, AUDIT_SCHEMA)
+        else _table_sql(sources.get(AUDIT_TABLE_NAME), AUDIT_SCHEMA)
     )
     connection.execute(f"CREATE VIEW {AUDIT_TABLE_NAME} AS {audit}")
-    connection.execute(f"SET allowed_directories = [{_sql_string(str(lake_dir) + '/')}]")
+    if not isinstance(lake_dir, S3Lake):  # on S3 the views read registered datasets: no file access
+        connection.execute(f"SET allowed_directories = [{_sql_string(str(lake_dir) + '/')}]")
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
 
@@ -278,9 +312,11 @@ class _Watchdog:
                 return
 
 
-def _is_vanished_file(exc: duckdb.Error, lake_dir: Path) -> bool:
+def _is_vanished_file(exc: duckdb.Error, lake_dir: Path | S3Lake) -> bool:
     """A file listed by the glob was gone when opened: a partition was replaced meanwhile."""
     message = str(exc)
+    if isinstance(lake_dir, S3Lake):  # deleted by compaction after the listing
+        return lake_dir.root.bucket in message and ("NoSuchKey" in message or "does not exist" in message)
     return (
         isinstance(exc, duckdb.IOException)
         and str(table_dir(lake_dir)) in message
@@ -298,8 +334,10 @@ class LakeSession:
     context manager) when done.
     """
 
-    def __init__(self, lake_dir: Path, *, timeout: float | None = None, tenant: str | None = None) -> None:
-        self._lake_dir = Path(lake_dir).resolve()
+    def __init__(
+        self, lake_dir: Path | S3Lake, *, timeout: float | None = None, tenant: str | None = None
+    ) -> None:
+        self._lake_dir = _resolved(lake_dir)
         self._timeout = timeout
         self.tenant = tenant
         """With a tenant, the views hold that tenant's rows only (module docstring)."""
@@ -352,7 +390,7 @@ class LakeSession:
 
 
 def run_query(
-    lake_dir: Path,
+    lake_dir: Path | S3Lake,
     sql: str,
     params: Mapping[str, object] | None = None,
     *,

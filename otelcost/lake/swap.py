@@ -40,7 +40,7 @@ from otelcost.lake.layout import (
     table_dir,
 )
 from otelcost.lake.publish import DEFAULT_COMPRESSION, DEFAULT_ROW_GROUP_SIZE, write_parquet
-from otelcost.lake.recovery import read_partition_seqs
+from otelcost.lake.recovery import read_partition_writer_seqs
 from otelcost.lake.seqs import with_seqs
 
 __all__ = ["exchange_directories", "replace_partition", "stage_directory", "swap_partition"]
@@ -113,8 +113,9 @@ def replace_partition(
     the partition. The caller must hold ``lake_lock(lake_dir)`` exclusively; every row's ``ts``
     must fall on ``day`` (UTC), otherwise ValueError. When it raises LakeError, the day holds its
     old content or (if only the clean-up after the swap failed) its new one, never a mix. The
-    new file keeps the union of the spool seqs the old files recorded, so a spool replay after
-    the rewrite still recognises rows that are in the lake (``recovery.py``).
+    new file keeps the union of the spool seqs the old files recorded, of every writer under its
+    own id, so a spool replay of any writer after the rewrite still recognises rows that are in
+    the lake (``recovery.py``).
     """
     table = conform(table)
     if table.num_rows:
@@ -134,7 +135,7 @@ def replace_partition(
         except OSError as exc:
             raise io_error(f"replace partition {live}", exc) from exc
         return
-    kept_seqs = read_partition_seqs(lake_dir, day)
+    kept_seqs = read_partition_writer_seqs(lake_dir, day)  # every writer's
 
     def build(directory: Path) -> None:
         write_parquet(

@@ -33,7 +33,8 @@ batch that the spool replays anyway, and the lake would get it twice. So the pip
 :meth:`LakeWriter.reserve` s room in the buffer (which may refuse), then appends to the spool,
 then :meth:`LakeWriter.append` s, which takes the reservation instead of checking the bound.
 After a restart, :meth:`LakeWriter.unrecorded` tells the replay which rows of a record the
-lake's files do not hold yet (``lake/recovery.py``).
+lake's files do not hold yet (``lake/recovery.py``). The seqs are kept under the writer's id
+(``writer_id``, ``lake/writers.py``), so several writers can share one lake root.
 """
 
 from __future__ import annotations
@@ -54,9 +55,12 @@ from otelcost.histogram import DurationHistogram
 from otelcost.lake.config import LakeConfig
 from otelcost.lake.layout import conform, days_of, split_by_day, split_by_table, table_dir
 from otelcost.lake.locking import lake_lock
-from otelcost.lake.publish import PartialWriteError, write_files
-from otelcost.lake.recovery import ReplayFilter, recover
+from otelcost.lake.publish import PartialWriteError
+from otelcost.lake.recovery import recover
+from otelcost.lake.s3 import S3Lake
 from otelcost.lake.seqs import SeqSet
+from otelcost.lake.target import publish, replay_filter
+from otelcost.lake.writers import writer_id_of
 
 __all__ = ["BUFFER_BOUND_FACTOR", "LakeWriter"]
 
@@ -101,13 +105,15 @@ class LakeWriter:
     def __init__(
         self,
         *,
-        lake_dir: Path,
+        lake_dir: Path | S3Lake,
         config: LakeConfig,
         on_flushed: FlushedCallback | None = None,
         on_seqs_durable: SeqsDurableCallback | None = None,
         shutdown_lock_timeout: float = 30.0,
+        writer_id: str | None = None,
     ) -> None:
-        self.lake_dir = Path(lake_dir)
+        self.lake_dir = lake_dir if isinstance(lake_dir, S3Lake) else Path(lake_dir)
+        self.writer_id = writer_id_of(config, writer_id)
         self._shutdown_lock_timeout = shutdown_lock_timeout
         self.config = config
         self._on_flushed = on_flushed
@@ -125,7 +131,7 @@ class LakeWriter:
         self._stopping = False
         self._stopped = False
         self._thread: threading.Thread | None = None
-        self._replay_filter = ReplayFilter(self.lake_dir)
+        self._replay_filter = replay_filter(self.lake_dir, writer=self.writer_id)
 
         self.rows_written = 0
         self.files_written = 0
@@ -141,14 +147,16 @@ class LakeWriter:
         """Create the lake directory, repair what a crash left behind, start the flush thread."""
         if self._thread is not None:
             return
+        lake = self.lake_dir
         try:
-            table_dir(self.lake_dir).mkdir(parents=True, exist_ok=True)
-            with lake_lock(self.lake_dir, timeout=max(30.0, 3 * self._interval)):
-                for action in recover(self.lake_dir):
-                    log.warning("lake recovery: %s", action)
+            if not isinstance(lake, S3Lake):  # on S3 nothing is left half-done to repair
+                table_dir(lake).mkdir(parents=True, exist_ok=True)
+                with lake_lock(lake, timeout=max(30.0, 3 * self._interval)):
+                    for action in recover(lake):
+                        log.warning("lake recovery: %s", action)
         except OSError as exc:
-            raise LakeError(f"cannot prepare the lake in {self.lake_dir}: {exc.strerror or exc}") from exc
-        self._replay_filter = ReplayFilter(self.lake_dir)
+            raise LakeError(f"cannot prepare the lake in {lake}: {exc.strerror or exc}") from exc
+        self._replay_filter = replay_filter(self.lake_dir, writer=self.writer_id)
         self._stopping = self._stopped = False
         self._thread = threading.Thread(target=self._run, name="otelcost-lake-writer", daemon=True)
         self._thread.start()
@@ -279,15 +287,15 @@ class LakeWriter:
                 return 0
             started = time.perf_counter()
             try:
-                table = pa.concat_tables([entry.table for entry in entries])
-                with lake_lock(self.lake_dir, shared=True, timeout=lock_timeout):
-                    paths = write_files(
-                        self.lake_dir,
-                        table,
-                        compression=self.config.compression,
-                        row_group_size=self.config.row_group_size,
-                        spool_seqs=_seqs_by_day(entries),
-                    )
+                paths = publish(
+                    self.lake_dir,
+                    pa.concat_tables([entry.table for entry in entries]),
+                    compression=self.config.compression,
+                    row_group_size=self.config.row_group_size,
+                    spool_seqs=_seqs_by_day(entries),
+                    writer=self.writer_id,
+                    lock_timeout=lock_timeout,
+                )
             except PartialWriteError as exc:
                 kept = self._keep_unpublished(entries, exc)
                 self._report_seqs(entries, kept)

@@ -21,6 +21,10 @@ has none (never reached since start), or when the last successful poll is older 
 ``max_staleness`` (if set), does ``fail_mode`` decide: ``"open"`` allows every call,
 ``"closed"`` refuses every call. Failed polls back off exponentially (0.5 s doubling to 30 s).
 
+A snapshot the server marks ``stale`` (its shared budget store, Redis, cannot be reached, so its
+totals hold only that process's calls since) is used as it is unless ``when_stale="fail"``,
+which hands those checks to ``fail_mode`` as well (docs/gateway-integration.md).
+
 The HTTP transport is injectable (anything with the :class:`Transport` ``get`` method); the
 default uses ``urllib`` and the module needs nothing but the standard library (protobuf only if
 ``protobuf=True``).
@@ -82,7 +86,7 @@ class PolicyClient:
 
     ``url`` is the API base (``http://host:4320``). ``wait`` is the long-poll time asked of the
     server; ``max_staleness`` (seconds, None = never) is how long a snapshot is trusted after the
-    last successful poll.
+    last successful poll; ``when_stale`` what a snapshot the server marks stale is worth.
     """
 
     def __init__(
@@ -96,9 +100,13 @@ class PolicyClient:
         transport: Transport | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         headers: Mapping[str, str] | None = None,
+        when_stale: Literal["decide", "fail"] = "decide",
     ) -> None:
         if fail_mode not in ("open", "closed"):
             raise ValueError(f"fail_mode must be 'open' or 'closed', got {fail_mode!r}")
+        if when_stale not in ("decide", "fail"):
+            raise ValueError(f"when_stale must be 'decide' or 'fail', got {when_stale!r}")
+        self.when_stale = when_stale
         self.url = url.rstrip("/") + "/v1/decisions"
         self.fail_mode = fail_mode
         self.wait = wait
@@ -220,6 +228,8 @@ class PolicyClient:
         snapshot = self._snapshot
         if snapshot is None or self.stale:
             return self._fail_result("no decisions yet" if snapshot is None else "decisions are stale")
+        if snapshot.stale and self.when_stale == "fail":
+            return self._fail_result("the server's budget totals are stale (its shared store is unreachable)")
         merged = {**dimensions, **more} if dimensions else more
         return snapshot.check(merged, self._clock_ns())
 

@@ -26,6 +26,7 @@ admin key of either kind the admin API answers 403.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -54,6 +55,12 @@ class ApiConfig(Section):
     )
     check_deny_status: int = Field(
         429, ge=400, le=499, description="Status of a refused /v1/check (403 for nginx auth_request)."
+    )
+    check_when_stale: Literal["decide", "allow", "deny"] = Field(
+        "decide",
+        description="/v1/check while the shared budget store cannot be reached (decisions stale): "
+        "decide from this process's totals, allow every call (fail open) or deny (fail closed). "
+        "A request may ask for another with X-Otelcost-When-Stale.",
     )
     max_wait: Duration = Field(
         timedelta(seconds=60), description="Longest long poll (?wait=) of GET /v1/decisions."

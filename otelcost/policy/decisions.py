@@ -229,6 +229,9 @@ class Snapshot:
     as_of_ns: int | None = None
     decisions: tuple[Decision, ...] = ()
     exemptions: tuple[Exemption, ...] = ()
+    stale: bool = False
+    """The totals behind these decisions may be behind: a shared budget store (Redis) cannot
+    be reached, so this process counts only its own calls since (docs/scale-out.md)."""
     _cache: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -11,7 +11,11 @@ JSON shape (``GET /v1/decisions``)::
                     "retry_at": "...", "as_of": "...", "computed_at": "...",
                     "unpriced_calls": 0, "override_id": null}],
      "exemptions": [{"override_id": "ml-launch", "scope": {"team": "ml"}, "budget": null,
-                     "until": "...", "reason": "..."}]}
+                     "until": "...", "reason": "..."}],
+     "stale": false}
+
+``stale`` is true while a shared budget store (Redis) cannot be reached: the totals then hold
+only this process's calls since (docs/scale-out.md; gateways decide what to do with it).
 
 Amounts are decimal strings (exact); times are RFC 3339 UTC with a ``Z``; a scope value that is
 a list matches any of its members. Decoding accepts what encoding produces, for the gateway
@@ -108,6 +112,7 @@ def snapshot_to_json(snapshot: Snapshot) -> bytes:
             "as_of": format_time(snapshot.as_of_ns),
             "decisions": [decision_to_json(d) for d in snapshot.decisions],
             "exemptions": [_exemption_to_json(e) for e in snapshot.exemptions],
+            "stale": snapshot.stale,
         }
         cached = json.dumps(document, separators=(",", ":")).encode()
         snapshot._cache["json"] = cached
@@ -165,6 +170,7 @@ def snapshot_from_json(body: bytes | str) -> Snapshot:
             as_of_ns=parse_time(data.get("as_of")),
             decisions=tuple(_decision_from_json(d) for d in data.get("decisions", ())),
             exemptions=tuple(_exemption_from_json(e) for e in data.get("exemptions", ())),
+            stale=bool(data.get("stale", False)),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a decision snapshot: {exc!r}") from exc
@@ -205,6 +211,7 @@ def snapshot_to_protobuf(snapshot: Snapshot) -> bytes:
         epoch=snapshot.epoch,
         computed_at_unix_nano=snapshot.computed_at_ns,
         as_of_unix_nano=snapshot.as_of_ns or 0,
+        stale=snapshot.stale,
     )
     for d in snapshot.decisions:
         message.decisions.append(
@@ -297,4 +304,5 @@ def snapshot_from_protobuf(body: bytes) -> Snapshot:
         as_of_ns=message.as_of_unix_nano or None,
         decisions=tuple(decisions),
         exemptions=tuple(exemptions),
+        stale=message.stale,
     )

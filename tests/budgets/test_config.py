@@ -6,8 +6,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from otelcost.budgets.config import BudgetConfig, BudgetingConfig
+from otelcost.cli import main
 from otelcost.config import load_config
 from otelcost.errors import ConfigError
 
@@ -138,3 +140,23 @@ def test_budgeting_settings_validate() -> None:
         BudgetingConfig.model_validate({"timezone": "Nowhere/Land"})
     with pytest.raises(ValueError, match="http"):
         BudgetingConfig.model_validate({"alerts": {"webhook_url": "ftp://x"}})
+
+
+def test_the_store_is_memory_or_a_redis_url_and_its_password_is_never_shown(tmp_path: Path) -> None:
+    assert not BudgetingConfig().shared
+    with pytest.raises(ConfigError, match=r"budgeting\.store: .*redis://"):
+        load_config(environ={"OTELCOST_BUDGETING__STORE": "postgres://db/otelcost"})
+    config = load_config(
+        environ={"OTELCOST_BUDGETING__STORE": "redis://otelcost:s3cret@redis.internal:6380/2"}
+    )
+    assert config.budgeting.shared
+    assert config.budgeting.store_display == "redis://otelcost:***@redis.internal:6380/2"
+    plain = BudgetingConfig(store="rediss://redis.internal:6379/0")
+    assert plain.store_display == plain.store
+    shown = CliRunner().invoke(
+        main,
+        ["config", "show", "--data-dir", str(tmp_path)],
+        env={"OTELCOST_BUDGETING__STORE": "redis://otelcost:s3cret@redis.internal:6380/2"},
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "s3cret" not in shown.output and "redis://otelcost:***@redis.internal:6380/2" in shown.output

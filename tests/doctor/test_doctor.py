@@ -117,6 +117,7 @@ ALL_OK = {
         "otlp-http",
         "readiness",
         "spool",
+        "budget-store",
         "disk",
         "lake-writable",
         "lake-lag",

@@ -55,9 +55,9 @@ def test_the_filter_reads_each_days_footers_once(lake_dir: Path, monkeypatch: py
     reads: list[date] = []
     real = recovery.read_partition_seqs
 
-    def counting(lake: Path, day: date, table: str) -> SeqSet:
+    def counting(lake: Path, day: date, table: str, *, writer: str) -> SeqSet:
         reads.append(day)
-        return real(lake, day, table)
+        return real(lake, day, table, writer=writer)
 
     monkeypatch.setattr(recovery, "read_partition_seqs", counting)
     replay = ReplayFilter(lake_dir)

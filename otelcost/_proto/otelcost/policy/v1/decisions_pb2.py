@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"otelcost/policy/v1/decisions.proto\x12\x12otelcost.policy.v1\".\n\tScopeTerm\x12\x11\n\tdimension\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"\xa4\x03\n\x08\x44\x65\x63ision\x12\x0e\n\x06\x62udget\x18\x01 \x01(\t\x12,\n\x05scope\x18\x02 \x03(\x0b\x32\x1d.otelcost.policy.v1.ScopeTerm\x12*\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1a.otelcost.policy.v1.Action\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x0e\n\x06metric\x18\x06 \x01(\t\x12\r\n\x05spent\x18\x07 \x01(\t\x12\r\n\x05limit\x18\x08 \x01(\t\x12\x11\n\tthreshold\x18\t \x01(\t\x12\x0e\n\x06window\x18\n \x01(\t\x12\x1e\n\x16window_start_unix_nano\x18\x0b \x01(\x06\x12\x1c\n\x14window_end_unix_nano\x18\x0c \x01(\x06\x12\x1a\n\x12retry_at_unix_nano\x18\r \x01(\x06\x12\x17\n\x0f\x61s_of_unix_nano\x18\x0e \x01(\x06\x12\x1d\n\x15\x63omputed_at_unix_nano\x18\x0f \x01(\x06\x12\x16\n\x0eunpriced_calls\x18\x10 \x01(\x04\x12\x13\n\x0boverride_id\x18\x11 \x01(\t\"\x87\x01\n\tExemption\x12\x13\n\x0boverride_id\x18\x01 \x01(\t\x12,\n\x05scope\x18\x02 \x03(\x0b\x32\x1d.otelcost.policy.v1.ScopeTerm\x12\x0e\n\x06\x62udget\x18\x03 \x01(\t\x12\x17\n\x0funtil_unix_nano\x18\x04 \x01(\x06\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\xce\x01\n\x10\x44\x65\x63isionSnapshot\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12\x1d\n\x15\x63omputed_at_unix_nano\x18\x03 \x01(\x06\x12\x17\n\x0f\x61s_of_unix_nano\x18\x04 \x01(\x06\x12/\n\tdecisions\x18\x05 \x03(\x0b\x32\x1c.otelcost.policy.v1.Decision\x12\x31\n\nexemptions\x18\x06 \x03(\x0b\x32\x1d.otelcost.policy.v1.Exemption*l\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41\x43TION_ALLOW\x10\x01\x12\x11\n\rACTION_NOTIFY\x10\x02\x12\x13\n\x0f\x41\x43TION_THROTTLE\x10\x03\x12\x10\n\x0c\x41\x43TION_BLOCK\x10\x04\x42Y\n\x15io.otelcost.policy.v1P\x01Z>github.com/otelcost/otelcost/proto/otelcost/policy/v1;policyv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"otelcost/policy/v1/decisions.proto\x12\x12otelcost.policy.v1\".\n\tScopeTerm\x12\x11\n\tdimension\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"\xa4\x03\n\x08\x44\x65\x63ision\x12\x0e\n\x06\x62udget\x18\x01 \x01(\t\x12,\n\x05scope\x18\x02 \x03(\x0b\x32\x1d.otelcost.policy.v1.ScopeTerm\x12*\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1a.otelcost.policy.v1.Action\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x0e\n\x06metric\x18\x06 \x01(\t\x12\r\n\x05spent\x18\x07 \x01(\t\x12\r\n\x05limit\x18\x08 \x01(\t\x12\x11\n\tthreshold\x18\t \x01(\t\x12\x0e\n\x06window\x18\n \x01(\t\x12\x1e\n\x16window_start_unix_nano\x18\x0b \x01(\x06\x12\x1c\n\x14window_end_unix_nano\x18\x0c \x01(\x06\x12\x1a\n\x12retry_at_unix_nano\x18\r \x01(\x06\x12\x17\n\x0f\x61s_of_unix_nano\x18\x0e \x01(\x06\x12\x1d\n\x15\x63omputed_at_unix_nano\x18\x0f \x01(\x06\x12\x16\n\x0eunpriced_calls\x18\x10 \x01(\x04\x12\x13\n\x0boverride_id\x18\x11 \x01(\t\"\x87\x01\n\tExemption\x12\x13\n\x0boverride_id\x18\x01 \x01(\t\x12,\n\x05scope\x18\x02 \x03(\x0b\x32\x1d.otelcost.policy.v1.ScopeTerm\x12\x0e\n\x06\x62udget\x18\x03 \x01(\t\x12\x17\n\x0funtil_unix_nano\x18\x04 \x01(\x06\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\xdd\x01\n\x10\x44\x65\x63isionSnapshot\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12\x1d\n\x15\x63omputed_at_unix_nano\x18\x03 \x01(\x06\x12\x17\n\x0f\x61s_of_unix_nano\x18\x04 \x01(\x06\x12/\n\tdecisions\x18\x05 \x03(\x0b\x32\x1c.otelcost.policy.v1.Decision\x12\x31\n\nexemptions\x18\x06 \x03(\x0b\x32\x1d.otelcost.policy.v1.Exemption\x12\r\n\x05stale\x18\x07 \x01(\x08*l\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41\x43TION_ALLOW\x10\x01\x12\x11\n\rACTION_NOTIFY\x10\x02\x12\x13\n\x0f\x41\x43TION_THROTTLE\x10\x03\x12\x10\n\x0c\x41\x43TION_BLOCK\x10\x04\x42Y\n\x15io.otelcost.policy.v1P\x01Z>github.com/otelcost/otelcost/proto/otelcost/policy/v1;policyv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,8 +32,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'otelcost.policy.v1.decision
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\025io.otelcost.policy.v1P\001Z>github.com/otelcost/otelcost/proto/otelcost/policy/v1;policyv1'
-  _globals['_ACTION']._serialized_start=876
-  _globals['_ACTION']._serialized_end=984
+  _globals['_ACTION']._serialized_start=891
+  _globals['_ACTION']._serialized_end=999
   _globals['_SCOPETERM']._serialized_start=58
   _globals['_SCOPETERM']._serialized_end=104
   _globals['_DECISION']._serialized_start=107
@@ -41,5 +41,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXEMPTION']._serialized_start=530
   _globals['_EXEMPTION']._serialized_end=665
   _globals['_DECISIONSNAPSHOT']._serialized_start=668
-  _globals['_DECISIONSNAPSHOT']._serialized_end=874
+  _globals['_DECISIONSNAPSHOT']._serialized_end=889
 # @@protoc_insertion_point(module_scope)

@@ -81,17 +81,19 @@ class Exemption(_message.Message):
     def __init__(self, override_id: _Optional[str] = ..., scope: _Optional[_Iterable[_Union[ScopeTerm, _Mapping]]] = ..., budget: _Optional[str] = ..., until_unix_nano: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class DecisionSnapshot(_message.Message):
-    __slots__ = ("version", "epoch", "computed_at_unix_nano", "as_of_unix_nano", "decisions", "exemptions")
+    __slots__ = ("version", "epoch", "computed_at_unix_nano", "as_of_unix_nano", "decisions", "exemptions", "stale")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     COMPUTED_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
     AS_OF_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     EXEMPTIONS_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
     version: int
     epoch: str
     computed_at_unix_nano: int
     as_of_unix_nano: int
     decisions: _containers.RepeatedCompositeFieldContainer[Decision]
     exemptions: _containers.RepeatedCompositeFieldContainer[Exemption]
-    def __init__(self, version: _Optional[int] = ..., epoch: _Optional[str] = ..., computed_at_unix_nano: _Optional[int] = ..., as_of_unix_nano: _Optional[int] = ..., decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., exemptions: _Optional[_Iterable[_Union[Exemption, _Mapping]]] = ...) -> None: ...
+    stale: bool
+    def __init__(self, version: _Optional[int] = ..., epoch: _Optional[str] = ..., computed_at_unix_nano: _Optional[int] = ..., as_of_unix_nano: _Optional[int] = ..., decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., exemptions: _Optional[_Iterable[_Union[Exemption, _Mapping]]] = ..., stale: _Optional[bool] = ...) -> None: ...
