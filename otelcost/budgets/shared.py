@@ -6,10 +6,11 @@
     ---------------------------                        -----------------------------
     local dedup -> the deltas the batch makes          XREAD the change stream after the
     (Ledger.groups: budget, window period, instance,   version this process holds
-    units, calls...) -> queued                           -> each change's deltas added to the
-    sender thread: RedisTotals.apply, oldest first:        ledger in stream order (Engine.apply)
-    once per (writer, seq) and per batch content,        -> decisions published as that version
-    atomically (consume never waits for Redis)
+    units, calls...) ->                                  -> each change's deltas added to the
+    RedisTotals.apply (one round trip, at once when      ledger in stream order (Engine.apply)
+    nothing is queued; a backlog or an outage goes     -> decisions published as that version
+    to the sender thread, batched): once per (writer,
+    seq) and per batch content, atomically
 
 Every process adds the same changes in the same order, so processes at one version hold the
 same totals and publish the same decisions with the same ETag (the ``epoch`` of a snapshot is
@@ -242,10 +243,20 @@ class SharedTotals:
             return False
 
     def _send(self, change: PendingChange, now_ns: int) -> None:
-        """Queue ``change`` for the sender thread (``consume`` never waits for Redis); while
-        Redis is out of reach, also add it to the local totals at once."""
+        """Send ``change`` at once when nothing waits before it (one round trip: the decision is
+        as fresh as with one process), else queue it for the sender thread, which drains a
+        backlog in batches; while Redis is out of reach, also add it to the local totals."""
+        failure: BaseException | None = None
         crossings: list[Crossing] = []
         with self._send_lock:
+            if self.online and not self._queue and self._drain_lock.acquire(blocking=False):
+                try:
+                    self._apply_remote([change])
+                    return
+                except StoreUnavailable as exc:  # maybe applied, maybe not: the retry decides
+                    failure = exc
+                finally:
+                    self._drain_lock.release()
             item = _Queued(change)
             with self._queue_lock:
                 self._queue.append(item)
@@ -255,7 +266,9 @@ class SharedTotals:
                 # change must not be added locally after the resync that already holds it.
                 item.local = True
                 crossings = self._apply_locally(change.deltas, now_ns)
-        if crossings:
+        if failure is not None:
+            self._go_offline(failure)  # adds the queued change locally
+        elif crossings:
             self._on_change(crossings, False)
 
     def _send_loop(self) -> None:
