@@ -54,6 +54,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -302,15 +304,8 @@ class Evaluator:
                 now = self._clock_ns()
                 crossings: list[Crossing] = []
                 if calls.num_rows:
-                    measures = BatchMeasures(calls)
-                    keys = span_keys(calls["trace_id"], calls["span_id"])
-                    new = self._dedup.admit(keys, int(measures.received_ns.max()))
-                    admitted = int(new.sum())
-                    self.calls_seen += calls.num_rows
-                    self.calls_counted += admitted
-                    crossings += self._engine.consume(
-                        measures, None if admitted == calls.num_rows else new, now
-                    )
+                    measures, rows = self._admit(calls)
+                    crossings += self._engine.consume(measures, rows, now)
                 if before.num_rows:
                     self.attribution_changes += before.num_rows
                     crossings += self._engine.consume(BatchMeasures(before, sign=-1, change=True), None, now)
@@ -324,6 +319,17 @@ class Evaluator:
             self.last_consume_seconds = time.perf_counter() - started
         self._announce(crossings, snapshot)
 
+    def _admit(self, calls: pa.Table) -> tuple[BatchMeasures, npt.NDArray[np.bool_] | None]:
+        """The calls' measures and which of them count (None: all); the rest were counted
+        before (the dedup, by trace and span id). Call it under the lock."""
+        measures = BatchMeasures(calls)
+        keys = span_keys(calls["trace_id"], calls["span_id"])
+        new = self._dedup.admit(keys, int(measures.received_ns.max()))
+        admitted = int(new.sum())
+        self.calls_seen += calls.num_rows
+        self.calls_counted += admitted
+        return measures, None if admitted == calls.num_rows else new
+
     def _consume_shared(self, batch: pa.Table, seq: int | None, started: float) -> None:
         """The deltas of a batch go to the shared store; totals change when they come back."""
         assert self._shared is not None
@@ -335,14 +341,8 @@ class Evaluator:
                 ledger = self._engine.ledger
                 groups: list[tuple[BudgetTotals, Group]] = []
                 if calls.num_rows:
-                    measures = BatchMeasures(calls)
-                    keys = span_keys(calls["trace_id"], calls["span_id"])
-                    new = self._dedup.admit(keys, int(measures.received_ns.max()))
-                    admitted = int(new.sum())
-                    self.calls_seen += calls.num_rows
-                    self.calls_counted += admitted
-                    if admitted:
-                        rows = None if admitted == calls.num_rows else new
+                    measures, rows = self._admit(calls)
+                    if rows is None or rows.any():
                         groups += ledger.groups(measures, rows, now)
                 if before.num_rows:
                     self.attribution_changes += before.num_rows

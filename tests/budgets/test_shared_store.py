@@ -37,14 +37,6 @@ START = at("2026-03-14T10:00:00")
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    redis_server = RedisServer(tmp_path / "redis")
-    redis_server.start()
-    yield redis_server
-    redis_server.stop()
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock(START)
 
@@ -98,8 +90,8 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(server: RedisServer, clock: Clock, tmp_path: Path) -> Iterator[Cluster]:
-    group = Cluster(server, clock, tmp_path)
+def cluster(redis_server: RedisServer, clock: Clock, tmp_path: Path) -> Iterator[Cluster]:
+    group = Cluster(redis_server, clock, tmp_path)
     yield group
     group.close()
 
@@ -210,17 +202,17 @@ def test_redis_down_counts_locally_marks_stale_and_reconciles_once(cluster: Clus
 
 
 def test_a_process_started_while_redis_is_down_is_stale_until_it_answers(
-    server: RedisServer, clock: Clock, tmp_path: Path
+    redis_server: RedisServer, clock: Clock, tmp_path: Path
 ) -> None:
-    group = Cluster(server, clock, tmp_path)
+    group = Cluster(redis_server, clock, tmp_path)
     try:
         a = group.evaluator("a")
         a.consume(calls(1, at=START, cost="10", team="ml"), seq=1)
-        server.kill()
+        redis_server.kill()
         b = group.evaluator("b")
         assert b.snapshot.stale
         b.consume(calls(1, at=START, cost="10", team="ml"), seq=1)
-        server.start()
+        redis_server.start()
         wait_until(lambda: not b.snapshot.stale, timeout=15, what="b to reach Redis")
         wait_until(lambda: spent(a) == spent(b) == Decimal(20), what="both at 20 USD")
     finally:
@@ -251,8 +243,10 @@ def test_configured_differently_means_counted_apart(cluster: Cluster) -> None:
     assert spent(a) == Decimal(10) and spent(b) == Decimal(1)
 
 
-def test_a_threshold_alerts_from_one_process_only(server: RedisServer, clock: Clock, tmp_path: Path) -> None:
-    group = Cluster(server, clock, tmp_path)
+def test_a_threshold_alerts_from_one_process_only(
+    redis_server: RedisServer, clock: Clock, tmp_path: Path
+) -> None:
+    group = Cluster(redis_server, clock, tmp_path)
     with WebhookReceiver() as hook:
         try:
             config = budget(
@@ -264,7 +258,7 @@ def test_a_threshold_alerts_from_one_process_only(server: RedisServer, clock: Cl
                 Evaluator(
                     budgets=[config],
                     settings=BudgetingConfig.model_validate(
-                        {"store": server.url, "store_prefix": group.prefix}
+                        {"store": redis_server.url, "store_prefix": group.prefix}
                     ),
                     state_dir=tmp_path / name,
                     clock_ns=clock,
@@ -289,7 +283,7 @@ def test_a_threshold_alerts_from_one_process_only(server: RedisServer, clock: Cl
 
 
 def test_the_lake_seeds_a_new_store_once_however_many_processes_start(
-    server: RedisServer, clock: Clock, tmp_path: Path
+    redis_server: RedisServer, clock: Clock, tmp_path: Path
 ) -> None:
     lake_dir = tmp_path / "lake"
     land(lake_dir, calls(3, at=START - timedelta(hours=2), cost="7", team="ml"))  # before Redis counted
@@ -298,7 +292,7 @@ def test_the_lake_seeds_a_new_store_once_however_many_processes_start(
     def process(writer: str) -> Evaluator:
         ev = Evaluator(
             budgets=[budget()],
-            settings=BudgetingConfig.model_validate({"store": server.url, "store_prefix": prefix}),
+            settings=BudgetingConfig.model_validate({"store": redis_server.url, "store_prefix": prefix}),
             lake=lake_query(lake_dir),
             clock_ns=clock,
             run_threads=False,

@@ -3,6 +3,7 @@ server, for end-to-end tests."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,3 +47,14 @@ def otlp_exporter(server: BackgroundServer, protocol: str) -> SpanExporter:
     if protocol == "grpc":
         return GrpcSpanExporter(endpoint=f"127.0.0.1:{server.server.grpc.port}", insecure=True, timeout=5)
     return HttpSpanExporter(endpoint=f"http://127.0.0.1:{server.server.http.port}/v1/traces", timeout=5)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    """``otelcost serve`` processes a test starts; whatever still runs at the end is killed."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -23,7 +23,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -112,10 +111,21 @@ def build_request(number: int) -> tuple[trace_service_pb2.ExportTraceServiceRequ
 
 
 class Load:
-    """Sender threads that record, per Export call, whether it was acknowledged."""
+    """Sender threads that record, per Export call, whether it was acknowledged.
 
-    def __init__(self, grpc_port: int) -> None:
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+    ``target`` is a grpc channel target (one port here; ``tests/e2e/test_scale_out.py`` spreads
+    the load over several with ``round_robin`` and retries in :meth:`_deliver`).
+    """
+
+    def __init__(
+        self,
+        grpc_port: int,
+        *,
+        target: str | None = None,
+        options: tuple[tuple[str, str], ...] = (),
+        senders: int = SENDERS,
+    ) -> None:
+        self.channel = grpc.insecure_channel(target or f"127.0.0.1:{grpc_port}", options=list(options))
         self.stub = trace_service_pb2_grpc.TraceServiceStub(self.channel)
         self.acked: set[tuple[str, str]] = set()
         self.sent: set[tuple[str, str]] = set()
@@ -123,7 +133,7 @@ class Load:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._numbers = iter(range(10**9))
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(SENDERS)]
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(senders)]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -142,18 +152,22 @@ class Load:
             request, ids = build_request(number)
             with self._lock:
                 self.sent.update(ids)
-            try:
-                response = self.stub.Export(request, timeout=5)
-            except grpc.RpcError:
-                with self._lock:
-                    self.failed_calls += 1
-                if self._stop.is_set():
-                    return
+            self._deliver(request, ids)
+
+    def _deliver(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, ids: list[tuple[str, str]]
+    ) -> None:
+        try:
+            response = self.stub.Export(request, timeout=5)
+        except grpc.RpcError:
+            with self._lock:
+                self.failed_calls += 1
+            if not self._stop.is_set():
                 time.sleep(0.05)  # the server is gone: stop hammering it, never resend
-                continue
-            if response.partial_success.rejected_spans == 0:
-                with self._lock:
-                    self.acked.update(ids)
+            return
+        if response.partial_success.rejected_spans == 0:
+            with self._lock:
+                self.acked.update(ids)
 
 
 def start_serve(config: Path, data_dir: Path, ports: dict[str, int], log: Path) -> subprocess.Popen[str]:
@@ -209,16 +223,6 @@ def metric(api_port: int, name: str) -> float:
 def budget_totals(api_port: int) -> dict[tuple[str, str], Decimal]:
     snapshot = requests.get(f"http://127.0.0.1:{api_port}/v1/decisions", timeout=5).json()
     return {(d["budget"], d["scope"]["team"]): Decimal(d["spent"]) for d in snapshot["decisions"]}
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_sigkill_under_load_loses_and_duplicates_nothing(

@@ -55,16 +55,6 @@ def sql(config: Path, query: str) -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.fixture
-def processes() -> Any:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 def test_two_writers_share_a_lake_and_a_killed_one_loses_and_duplicates_nothing(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:

@@ -29,14 +29,6 @@ def _holds_stale(client: PolicyClient) -> bool:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def stale_policy(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[Evaluator, ApiServer, Clock]]:
     """A policy endpoint whose team ``ml`` is throttled, then cut off from Redis."""
     settings = {
