@@ -27,7 +27,9 @@ a subclass lives beside the code that raises it)::
     ├── BudgetAdminError             a change to budgets or overrides that cannot be made
     │   ├── UnknownBudgetError       the named budget does not exist
     │   ├── UnknownOverrideError     the named override does not exist
-    │   └── InvalidOverrideError     the override asked for is not valid (bad field, past end)
+    │   ├── InvalidOverrideError     the override asked for is not valid (bad field, past end)
+    │   └── SharedStoreUnavailableError  the change must reach the shared budget store (Redis)
+    │                                and cannot now: nothing was changed (HTTP 503)
     ├── ReservationRefusedError      a gateway's call may not go ahead: denied, or its estimate
     │                                does not fit a budget's headroom (policy/reservations.py)
     ├── AuthError                    a caller may not do what it asked      (auth/keys.py raises)
@@ -71,6 +73,7 @@ __all__ = [
     "PermissionDeniedError",
     "PricingError",
     "ReportError",
+    "SharedStoreUnavailableError",
     "StatementError",
     "TransientIngestError",
     "UnknownBudgetError",
@@ -133,6 +136,11 @@ class UnknownOverrideError(BudgetAdminError):
 
 class InvalidOverrideError(BudgetAdminError):
     """The override is not valid: a field out of range, an end in the past, an unknown budget."""
+
+
+class SharedStoreUnavailableError(BudgetAdminError):
+    """An admin change that every process must see goes through the shared budget store
+    (``budgeting.store: redis://``), which cannot be reached: nothing was changed; retry."""
 
 
 class AuthError(OtelcostError):

@@ -22,6 +22,7 @@ from otelcost.errors import (
     InvalidOverrideError,
     OtelcostError,
     ReportError,
+    SharedStoreUnavailableError,
     UnknownBudgetError,
     UnknownOverrideError,
     UnknownReportError,
@@ -37,6 +38,7 @@ ERROR_STATUSES: Final[tuple[tuple[type[Exception], int], ...]] = (
     (UnknownReportError, 404),
     (ReportError, 400),
     (InvalidOverrideError, 400),
+    (SharedStoreUnavailableError, 503),
     (BudgetAdminError, 400),
     # The caller's misuse of a domain call (errors.py); pydantic's ValidationError is one.
     (ValueError, 400),

@@ -132,6 +132,17 @@ class BudgetAdmin:
         self._save()
         return before
 
+    def replace_overrides(self, overrides: dict[str, dict[str, Any]]) -> bool:
+        """Keep exactly ``overrides`` (the shared store's); False when nothing changed."""
+        if overrides == self._stored.overrides:
+            return False
+        self._stored.overrides = dict(overrides)
+        self._save()
+        return True
+
+    def stored_overrides(self) -> dict[str, dict[str, Any]]:
+        return dict(self._stored.overrides)
+
     def drop_override(self, override_id: str) -> dict[str, Any] | None:
         """Delete override ``override_id``; return its stored document (None: there was none)."""
         before = self._stored.overrides.pop(override_id, None)

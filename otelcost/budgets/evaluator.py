@@ -129,6 +129,7 @@ class Evaluator:
                 lock=self._lock,
                 engine=lambda: self._engine,
                 on_change=self._store_changed,
+                on_overrides=self._overrides_from_store,
                 clock_ns=clock_ns,
             )
             if self.settings.shared
@@ -200,7 +201,7 @@ class Evaluator:
             self._engine.set_overrides(overrides, now_ns=now)
         # A shared store holds the totals; the lake only seeds what it counted before Redis
         # did. A store out of reach at start: rebuilt from the lake as in-process, marked stale.
-        from_lake = self._shared is None or not self._shared.connect()
+        from_lake = self._shared is None or not self._shared.connect(self._admin.stored_overrides())
         with self._lock:
             if self._lake is not None:
                 started = time.monotonic()
@@ -506,6 +507,8 @@ class Evaluator:
         now = self._clock_ns()
         override = self._admin.new_override(override_id, spec, actor=actor, now_ns=now)
         with self._admin.lock:
+            if self._shared is not None:  # every process's, or nothing changes (503)
+                self._shared.put_override(override_id, override.model_dump(mode="json"))
             before = self._admin.store_override(override)
             snapshot, crossings = self._apply_overrides(now)
             self._admin.record(
@@ -527,6 +530,9 @@ class Evaluator:
 
     def _remove_override(self, override_id: str, *, actor: str, action: str) -> Override | None:
         with self._admin.lock:
+            if self._shared is not None and override_id in self._admin.stored_overrides():
+                # An expiry happens in every process by itself: it may miss the store.
+                self._shared.drop_override(override_id, required=actor != SYSTEM_ACTOR)
             before = self._admin.drop_override(override_id)
             if before is None:
                 return None
@@ -534,6 +540,14 @@ class Evaluator:
             self._admin.record(actor=actor, action=action, target=override_id, before=before, after=None)
         self._announce(crossings, snapshot)
         return Override.model_validate(before)
+
+    def _overrides_from_store(self, overrides: dict[str, dict[str, Any]]) -> None:
+        """The shared store's overrides (set through any process) replace this one's."""
+        with self._admin.lock:
+            if not self._admin.replace_overrides(overrides):
+                return
+            snapshot, crossings = self._apply_overrides(self._clock_ns())
+        self._announce(crossings, snapshot)
 
     def _apply_overrides(self, now: int) -> tuple[Snapshot | None, list[Crossing]]:
         overrides = self._admin.active_overrides()

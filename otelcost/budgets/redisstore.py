@@ -24,6 +24,8 @@ keys of one deployment live in one slot and the scripts may touch any of them):
                                                  horizon (retries to another process skip it)
 ``{p}:live:<shape>``                             when Redis began counting a budget shape
 ``{p}:alert:<alert id>``                         which process delivers a threshold alert
+``{p}:overrides``, ``{p}:overrides:version``     hash: every override (kill switch, exemption,
+                                                 raised limit) as JSON; bumped on each change
 =============================================  ==================================================
 
 An instance's fields in a totals hash are ``<key>\\x1fh``, ``...\\x1fl`` (units as
@@ -235,6 +237,32 @@ class RedisTotals:
         key = self.key("live", shape)
         self._client.set(key, now_ns, nx=True)
         return int(_text(self._client.get(key)))
+
+    def put_override(self, override_id: str, payload: str) -> None:
+        """Set an override (its JSON) for every process, and bump the overrides' version."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hset(self.key("overrides"), override_id, payload)
+        pipe.incr(self.key("overrides", "version"))
+        pipe.execute()
+
+    def drop_override(self, override_id: str) -> bool:
+        """Remove an override for every process; False when it was not there."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hdel(self.key("overrides"), override_id)
+        pipe.incr(self.key("overrides", "version"))
+        removed, _ = pipe.execute()
+        return bool(removed)
+
+    def overrides_version(self) -> int:
+        return int(_text(self._client.get(self.key("overrides", "version")) or b"0"))
+
+    def overrides(self) -> tuple[int, dict[str, str]]:
+        """(version, override id -> JSON), read together."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.get(self.key("overrides", "version"))
+        pipe.hgetall(self.key("overrides"))
+        version, found = pipe.execute()
+        return int(_text(version or b"0")), {_text(k): _text(v) for k, v in found.items()}
 
     def claim_alert(self, alert_id: str, ttl_s: int) -> bool:
         """True for the one process that delivers this alert."""

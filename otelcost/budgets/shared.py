@@ -38,12 +38,13 @@ store, or a budget added while running) are added once, by whichever process cla
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Any, Final
 
 from otelcost.budgets.config import BudgetingConfig
 from otelcost.budgets.deltas import (
@@ -59,7 +60,7 @@ from otelcost.budgets.redisstore import RedisTotals, StoreUnavailable, totals_ke
 from otelcost.budgets.rules import Group, Rule
 from otelcost.budgets.snapshot import Crossing, Engine
 from otelcost.budgets.totals import BudgetTotals
-from otelcost.errors import TransientIngestError
+from otelcost.errors import SharedStoreUnavailableError, TransientIngestError
 from otelcost.policy.decisions import Snapshot
 
 __all__ = ["SharedTotals"]
@@ -87,7 +88,9 @@ class SharedTotals:
     """The shared store of one evaluator: sends its changes, applies everyone's.
 
     ``lock`` and ``engine`` are the evaluator's (the engine is replaced on start);
-    ``on_change(crossings, force)`` publishes and announces (called with ``lock`` released).
+    ``on_change(crossings, force)`` publishes and announces (called with ``lock`` released);
+    ``on_overrides(overrides)`` replaces the evaluator's overrides with the store's (every
+    process's kill switches, exemptions and raised limits), called when they change.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class SharedTotals:
         lock: threading.Lock,
         engine: Callable[[], Engine],
         on_change: Callable[[list[Crossing], bool], None],
+        on_overrides: Callable[[dict[str, dict[str, Any]]], None] = lambda overrides: None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.settings = settings
@@ -108,6 +112,8 @@ class SharedTotals:
         self._lock = lock
         self._engine = engine
         self._on_change = on_change
+        self._on_overrides = on_overrides
+        self._overrides_version = -1
         self._clock_ns = clock_ns
         # Changes not yet in Redis, oldest first. Lock order: drain, send, queue, the evaluator's.
         self._queue: deque[_Queued] = deque()
@@ -132,10 +138,16 @@ class SharedTotals:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def connect(self) -> bool:
-        """Try Redis once, at start (True: the totals were read from it)."""
+    def connect(self, local_overrides: dict[str, dict[str, Any]]) -> bool:
+        """Try Redis once, at start (True: the totals and the overrides were read from it).
+        ``local_overrides`` are this process's stored ones: they seed a store that has never
+        held any (a deployment moving from in-process totals)."""
         try:
             self.store_epoch = self._store.epoch()
+            if self._store.overrides_version() == 0:
+                for override_id, payload in local_overrides.items():
+                    self._store.put_override(override_id, json.dumps(payload))
+            self._sync_overrides()
             self._resync(emit=False)  # crossed before this start: alerted by then
         except StoreUnavailable as exc:
             self._go_offline(exc)
@@ -360,6 +372,8 @@ class SharedTotals:
                 if self._window_moved():
                     self._resync()
                     continue
+                if self._store.overrides_version() != self._overrides_version:
+                    self._sync_overrides()
                 changes = self._store.changes(self.version)
                 if changes is None:
                     self._resync()
@@ -378,6 +392,36 @@ class SharedTotals:
             except Exception:
                 log.exception("the budget store's sync failed; retrying")
                 self._stop.wait(1.0)
+
+    # -- overrides -------------------------------------------------------------------------
+
+    def put_override(self, override_id: str, payload: dict[str, Any]) -> None:
+        """Set an override in every process (the sync threads read it back)."""
+        try:
+            self._store.put_override(override_id, json.dumps(payload))
+        except StoreUnavailable as exc:
+            raise SharedStoreUnavailableError(
+                f"the override {override_id!r} is not set: the shared budget store "
+                f"({self.settings.store_display}) cannot be reached ({exc}); retry when it answers"
+            ) from exc
+
+    def drop_override(self, override_id: str, *, required: bool = True) -> None:
+        """Remove an override in every process; ``required=False`` (an expiry, which every
+        process sees by itself) tolerates a store out of reach."""
+        try:
+            self._store.drop_override(override_id)
+        except StoreUnavailable as exc:
+            if required:
+                raise SharedStoreUnavailableError(
+                    f"the override {override_id!r} is not removed: the shared budget store "
+                    f"({self.settings.store_display}) cannot be reached ({exc}); retry when it answers"
+                ) from exc
+
+    def _sync_overrides(self) -> None:
+        version, found = self._store.overrides()
+        if version != self._overrides_version:
+            self._overrides_version = version
+            self._on_overrides({override_id: json.loads(text) for override_id, text in found.items()})
 
     def _reconnect(self) -> None:
         epoch = self._store.epoch()

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from otelcost.budgets import BudgetConfig, BudgetingConfig, Evaluator
+from otelcost.budgets import BudgetConfig, BudgetingConfig, Evaluator, OverrideSpec
 from otelcost.budgets.config import ThresholdConfig
 from otelcost.budgets.rebuild import lake_query
-from otelcost.errors import TransientIngestError
+from otelcost.errors import SharedStoreUnavailableError, TransientIngestError
 from otelcost.policy.decisions import Action
 from otelcost.policy.encoding import (
     snapshot_from_json,
@@ -348,3 +348,27 @@ def test_too_many_changes_waiting_for_redis_refuse_ingest(cluster: Cluster) -> N
     cluster.server.start()
     wait_until(lambda: shared.pending == 0, timeout=15, what="the pending changes added")
     shared.reserve()
+
+
+def test_a_kill_switch_set_through_one_process_blocks_in_every_one(cluster: Cluster) -> None:
+    a = cluster.evaluator("a")
+    b = cluster.evaluator("b")
+    a.put_override(
+        "stop-ml", OverrideSpec(action="block", scope={"team": "ml"}, reason="runaway"), actor="alice"
+    )
+
+    def blocked(ev: Evaluator) -> bool:
+        return ev.snapshot.check({"team": "ml"}, cluster.clock()).action is Action.BLOCK
+
+    wait_until(lambda: blocked(a) and blocked(b), what="the kill switch in both processes")
+    assert [o.id for o in b.overrides()] == ["stop-ml"]
+    b.delete_override("stop-ml", actor="bob")
+    wait_until(lambda: not blocked(a) and not blocked(b), what="the kill switch lifted in both")
+    # A process started later finds it too; one the store cannot reach changes nothing.
+    a.put_override("stop-ads", OverrideSpec(action="block", scope={"team": "ads"}), actor="alice")
+    c = cluster.evaluator("c")
+    assert [o.id for o in c.overrides()] == ["stop-ads"]
+    cluster.server.kill()
+    with pytest.raises(SharedStoreUnavailableError, match="'stop-search' is not set"):
+        c.put_override("stop-search", OverrideSpec(action="block", scope={"team": "search"}), actor="carol")
+    assert [o.id for o in c.overrides()] == ["stop-ads"]
