@@ -541,10 +541,13 @@ class Evaluator:
         self._announce(crossings, snapshot)
         return Override.model_validate(before)
 
-    def _overrides_from_store(self, overrides: dict[str, dict[str, Any]]) -> None:
-        """The shared store's overrides (set through any process) replace this one's."""
+    def _overrides_from_store(self) -> None:
+        """The shared store's overrides (set through any process) replace this one's; read
+        under the admin lock, which a change made through this process holds until it is in
+        the store and applied here."""
+        assert self._shared is not None
         with self._admin.lock:
-            if not self._admin.replace_overrides(overrides):
+            if not self._admin.replace_overrides(self._shared.read_overrides()):
                 return
             snapshot, crossings = self._apply_overrides(self._clock_ns())
         self._announce(crossings, snapshot)

@@ -89,8 +89,9 @@ class SharedTotals:
 
     ``lock`` and ``engine`` are the evaluator's (the engine is replaced on start);
     ``on_change(crossings, force)`` publishes and announces (called with ``lock`` released);
-    ``on_overrides(overrides)`` replaces the evaluator's overrides with the store's (every
-    process's kill switches, exemptions and raised limits), called when they change.
+    ``on_overrides()`` is called when the store's overrides (every process's kill switches,
+    exemptions and raised limits) changed: the evaluator reads them with :meth:`read_overrides`
+    under the lock its own override changes hold, so a read never undoes a change in progress.
     """
 
     def __init__(
@@ -101,7 +102,7 @@ class SharedTotals:
         lock: threading.Lock,
         engine: Callable[[], Engine],
         on_change: Callable[[list[Crossing], bool], None],
-        on_overrides: Callable[[dict[str, dict[str, Any]]], None] = lambda overrides: None,
+        on_overrides: Callable[[], None] = lambda: None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.settings = settings
@@ -372,8 +373,7 @@ class SharedTotals:
                 if self._window_moved():
                     self._resync()
                     continue
-                if self._store.overrides_version() != self._overrides_version:
-                    self._sync_overrides()
+                self._sync_overrides()
                 changes = self._store.changes(self.version)
                 if changes is None:
                     self._resync()
@@ -418,10 +418,14 @@ class SharedTotals:
                 ) from exc
 
     def _sync_overrides(self) -> None:
+        if self._store.overrides_version() != self._overrides_version:
+            self._on_overrides()
+
+    def read_overrides(self) -> dict[str, dict[str, Any]]:
+        """Every process's overrides as the store holds them (raises StoreUnavailable)."""
         version, found = self._store.overrides()
-        if version != self._overrides_version:
-            self._overrides_version = version
-            self._on_overrides({override_id: json.loads(text) for override_id, text in found.items()})
+        self._overrides_version = version
+        return {override_id: json.loads(text) for override_id, text in found.items()}
 
     def _reconnect(self) -> None:
         epoch = self._store.epoch()
