@@ -30,7 +30,6 @@ __all__ = [
     "delta_of",
     "group_in_window",
     "periods_of",
-    "rule_shape",
     "snapshot_digest",
 ]
 
@@ -86,12 +85,6 @@ def _key_text(key: tuple[str, ...]) -> str:
     return json.dumps(json.dumps(list(key), separators=(",", ":")))
 
 
-def rule_shape(rule: Rule) -> str:
-    """What makes totals of one budget valid for another (``Rule.same_totals``), as a short id:
-    processes configured differently never add to each other's totals."""
-    return rule.shape
-
-
 def batch_content_id(batch: pa.Table, dimensions: Sequence[str]) -> str:
     """A digest of which calls a batch holds and how they are attributed (not when they were
     received, which a retry changes). The values are hashed, not the Arrow buffers: a batch
@@ -120,13 +113,13 @@ def delta_of(rule: Rule, window_start_ns: int, group: Group) -> Delta:
     ``window_start_ns`` (its bucket, for a window that slides)."""
     key, bucket, units, calls, unpriced, as_of = group
     period = f"w{window_start_ns}" if bucket is None else f"b{bucket}"
-    return Delta(rule.name, rule_shape(rule), period, tuple(key), units, calls, unpriced, as_of)
+    return Delta(rule.name, rule.shape, period, tuple(key), units, calls, unpriced, as_of)
 
 
 def group_in_window(delta: Delta, totals: BudgetTotals | None) -> Group | None:
     """``delta`` as a group of ``totals``' open window; None for another budget shape or window
     (one that closed; one that opened is read whole by a resync at its start)."""
-    if totals is None or rule_shape(totals.rule) != delta.shape:
+    if totals is None or totals.rule.shape != delta.shape:
         return None
     window = totals.window
     if delta.period.startswith("w"):

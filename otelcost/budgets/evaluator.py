@@ -265,7 +265,8 @@ class Evaluator:
             self._shared.checkpointed(seq)
 
     def shutdown(self) -> None:
-        """Stop the threads. Nothing to flush: totals are rebuilt from the lake at start."""
+        """Stop the threads. Nothing to flush: totals are rebuilt from the lake at start (a
+        shared store first sends what it still holds for Redis, if Redis answers)."""
         if self._shared is not None:
             self._shared.shutdown()
         self._stop.set()

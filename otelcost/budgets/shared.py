@@ -53,7 +53,6 @@ from otelcost.budgets.deltas import (
     delta_of,
     group_in_window,
     periods_of,
-    rule_shape,
     snapshot_digest,
 )
 from otelcost.budgets.redisstore import RedisTotals, StoreUnavailable, totals_key
@@ -207,7 +206,7 @@ class SharedTotals:
     def live_since(self, rule: Rule, now_ns: int) -> int | None:
         """When Redis began counting ``rule`` (None: unreachable)."""
         try:
-            return self._store.live_since(rule_shape(rule), now_ns)
+            return self._store.live_since(rule.shape, now_ns)
         except StoreUnavailable as exc:
             self._go_offline(exc)
             return None
@@ -217,7 +216,7 @@ class SharedTotals:
         deltas = tuple(delta_of(rule, window_start_ns, group) for group in groups)
         if deltas:
             self._send(
-                PendingChange(deltas, None, None, f"seed:{rule_shape(rule)}:{live_since_ns}"),
+                PendingChange(deltas, None, None, f"seed:{rule.shape}:{live_since_ns}"),
                 now_ns=self._clock_ns(),
             )
 
@@ -494,7 +493,7 @@ class SharedTotals:
             engine = self._engine()
             engine.advance(now)
             wanted = {
-                name: (rule_shape(totals.rule), periods_of(totals, now))
+                name: (totals.rule.shape, periods_of(totals, now))
                 for name, totals in engine.ledger.budgets.items()
             }
         keys = {

@@ -164,11 +164,14 @@ class ReplayFilter:
             for day, part in split_by_day(rows):
                 held = self._held.get((table, day))
                 if held is None:
-                    with lake_lock(self.lake_dir, shared=True):
-                        held = read_partition_seqs(self.lake_dir, day, table, writer=self.writer)
-                    self._held[table, day] = held
+                    held = self._held[table, day] = self._read(table, day)
                 if seq not in held:
                     fresh.append(part)
         if not fresh:
             return batch.slice(0, 0)
         return fresh[0] if len(fresh) == 1 else pa.concat_tables(fresh)
+
+    def _read(self, table: str, day: date) -> SeqSet:
+        """This writer's seqs in one partition's footers (read once per partition)."""
+        with lake_lock(self.lake_dir, shared=True):
+            return read_partition_seqs(self.lake_dir, day, table, writer=self.writer)

@@ -54,6 +54,7 @@ from otelcost.lake.layout import (
 )
 from otelcost.lake.location import S3Root, is_s3_url
 from otelcost.lake.publish import PartialWriteError
+from otelcost.lake.recovery import ReplayFilter
 from otelcost.lake.seqs import UNNAMED_WRITER, SeqSet, WriterSeqs, with_seqs
 from otelcost.schema import PARTITION_COLUMN, RECORD_SCHEMA
 
@@ -262,25 +263,14 @@ class S3Lake:
         )
 
 
-class S3ReplayFilter:
+class S3ReplayFilter(ReplayFilter):
     """``recovery.ReplayFilter`` on S3: which rows of a replayed record the lake lacks, from
     ``writer``'s seqs in the footers (each touched partition read once)."""
 
-    def __init__(self, lake: S3Lake, *, writer: str = UNNAMED_WRITER) -> None:
+    def __init__(self, lake: S3Lake, *, writer: str = UNNAMED_WRITER) -> None:  # no local directory
         self.lake = lake
         self.writer = writer
         self._held: dict[tuple[str, date], SeqSet] = {}
 
-    def unrecorded(self, batch: pa.Table, *, seq: int) -> pa.Table:
-        fresh = []
-        for table, rows in split_by_table(batch):
-            for day, part in split_by_day(rows):
-                held = self._held.get((table, day))
-                if held is None:
-                    held = self.lake.partition_writer_seqs(table, day).of(self.writer)
-                    self._held[table, day] = held
-                if seq not in held:
-                    fresh.append(part)
-        if not fresh:
-            return batch.slice(0, 0)
-        return fresh[0] if len(fresh) == 1 else pa.concat_tables(fresh)
+    def _read(self, table: str, day: date) -> SeqSet:
+        return self.lake.partition_writer_seqs(table, day).of(self.writer)

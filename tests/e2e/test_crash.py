@@ -201,9 +201,12 @@ def start_process(config: Path, data_dir: Path, ports: dict[str, int], stderr: A
     )
 
 
-def sql(data_dir: Path, query: str) -> list[dict[str, Any]]:
+def sql(where: Path, query: str) -> list[dict[str, Any]]:
+    """``otelcost sql`` over the lake of a data directory, or of a configuration file (its
+    ``lake.root``, shared by several serve processes)."""
+    location = ["--config" if where.is_file() else "--data-dir", str(where)]
     result = subprocess.run(
-        [*OTELCOST, "sql", "--data-dir", str(data_dir), "--format", "json", query],
+        [*OTELCOST, "sql", *location, "--format", "json", query],
         capture_output=True,
         text=True,
         check=True,

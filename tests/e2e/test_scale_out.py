@@ -35,9 +35,8 @@ import pytest
 import requests
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from tests.e2e.test_crash import Load, budget_totals, build_request, metric, start_serve
+from tests.e2e.test_crash import Load, budget_totals, build_request, metric, sql, start_serve
 from tests.e2e.test_serve_process import free_port
-from tests.e2e.test_shared_lake import sql
 from tests.redis_run import RedisServer
 from tests.waiting import wait_until
 

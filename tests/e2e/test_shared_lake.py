@@ -17,20 +17,18 @@ its own would skip records the lake lacks). After both stop cleanly:
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from otelcost.lake.layout import data_files, list_partitions, partition_dir
 from otelcost.lake.seqs import read_file_writer_seqs
 from otelcost.lake.writers import WRITER_ID_FILE
-from tests.e2e.test_crash import Load, metric, start_serve
-from tests.e2e.test_serve_process import OTELCOST, free_port
+from tests.e2e.test_crash import Load, metric, sql, start_serve
+from tests.e2e.test_serve_process import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -41,18 +39,6 @@ lake:
   flush_interval: 300ms
   compaction: {{interval: 500ms, min_files: 3}}
 """
-
-
-def sql(config: Path, query: str) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [*OTELCOST, "sql", "--config", str(config), "--format", "json", query],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    rows: list[dict[str, Any]] = json.loads(result.stdout)
-    return rows
 
 
 def test_two_writers_share_a_lake_and_a_killed_one_loses_and_duplicates_nothing(
